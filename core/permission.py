@@ -1,0 +1,105 @@
+"""The send-time decision (SPEC section 5): may this message go out now, later, or never?
+
+Pure: the deliver activity gathers the facts from the database inside its transaction and asks
+`decide`. Order matters and is fixed: permission first (consent, address, suppression), then time
+(timezone, windows, legal hours), then volume (frequency caps), so the recorded reason is the most
+fundamental one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from core.timewindow import DailyWindow, next_allowed
+
+NO_TIMEZONE_RETRY = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class SendFacts:
+    channel: str
+    purpose: str
+    address: str | None
+    address_unusable: str | None
+    consent_status: str | None  # granted | withdrawn | None (never recorded)
+    suppressed: str | None  # why the address is suppressed, or None
+    now: datetime
+    zone: ZoneInfo | None
+    country: str | None
+    windows: Sequence[DailyWindow] = ()
+    per_day: int | None = None
+    per_week: int | None = None
+    sent_today: int = 0
+    sent_this_week: int = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # allow | defer | skip
+    reason: str
+    detail: str
+    until: datetime | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == "allow"
+
+
+def decide(f: SendFacts) -> Verdict:
+    """Apply the send-time rules in order; the first that refuses names the reason."""
+    if f.consent_status != "granted":
+        reason = "consent_withdrawn" if f.consent_status == "withdrawn" else "no_consent"
+        return Verdict("skip", reason, f"no {f.purpose} consent for {f.channel}"
+                       + (" (withdrawn)" if f.consent_status == "withdrawn" else " on record"))
+    if not f.address:
+        return Verdict("skip", "address_missing", f"contact has no {f.channel} address")
+    if f.address_unusable:
+        return Verdict("skip", "address_unusable", f"{f.channel} address unusable: {f.address_unusable}")
+    if f.suppressed:
+        return Verdict("skip", "suppressed", f"address suppressed: {f.suppressed}")
+    if (f.windows or f.per_day or f.per_week) and f.zone is None:
+            return Verdict("defer", "no_timezone", "contact has no usable timezone; not sending at a guessed "
+                           "hour (set the contact's timezone or a single-zone country)",
+                           f.now + NO_TIMEZONE_RETRY)
+    if f.windows:
+        assert f.zone is not None
+        opening = next_allowed(f.now, f.zone, f.windows, f.country)
+        if opening is None:
+            return Verdict("skip", "window_never_opens", "no allowed sending time within a year")
+        if opening > f.now:
+            return Verdict("defer", "outside_window", f"outside the allowed hours; next opening "
+                           f"{opening.astimezone(f.zone).isoformat()}", opening)
+    if f.per_day is not None and f.sent_today >= f.per_day:
+        assert f.zone is not None
+        _, day_end = local_day_bounds(f.now, f.zone)
+        return _after_cap(f, day_end, "cap_per_day", f"daily cap of {f.per_day} reached")
+    if f.per_week is not None and f.sent_this_week >= f.per_week:
+        assert f.zone is not None
+        _, week_end = local_week_bounds(f.now, f.zone)
+        return _after_cap(f, week_end, "cap_per_week", f"weekly cap of {f.per_week} reached")
+    return Verdict("allow", "allowed", "consent, address, suppression, hours and caps all allow it")
+
+
+def _after_cap(f: SendFacts, boundary: datetime, reason: str, detail: str) -> Verdict:
+    until = next_allowed(boundary, f.zone, f.windows, f.country) if f.windows else boundary
+    return Verdict("defer", reason, detail, until or boundary)
+
+
+def _local_midnight(day, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(ZoneInfo("UTC"))
+
+
+def local_day_bounds(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The contact's local calendar day containing `now`, as UTC [start, end)."""
+    local = now.astimezone(zone).date()
+    return _local_midnight(local, zone), _local_midnight(local + timedelta(days=1), zone)
+
+
+def local_week_bounds(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The contact's local Monday-to-Sunday week containing `now`, as UTC [start, end)."""
+    local = now.astimezone(zone).date()
+    monday = local - timedelta(days=local.weekday())
+    return _local_midnight(monday, zone), _local_midnight(monday + timedelta(days=7), zone)

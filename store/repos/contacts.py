@@ -1,0 +1,59 @@
+"""Contacts: create-or-update by external id, look-ups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.models import Contact
+from store.repos._common import insert_or_get
+
+# Fields a caller may set; id, external_id and timestamps are managed here.
+CONTACT_FIELDS = frozenset(
+    {
+        "name",
+        "email",
+        "phone",
+        "whatsapp",
+        "country",
+        "timezone",
+        "locale",
+        "attributes",
+        "email_unusable_reason",
+        "phone_unusable_reason",
+        "last_inbound_at",
+        "erased_at",
+    }
+)
+
+
+def upsert_contact(session: Session, *, external_id: str, **fields: Any) -> tuple[Contact, bool]:
+    """Create the contact with ``external_id`` or update it; only the fields passed are changed.
+
+    Returns ``(contact, created)``. Unknown field names raise TypeError (a typo must not be dropped).
+    """
+    unknown = set(fields) - CONTACT_FIELDS
+    if unknown:
+        raise TypeError(f"unknown contact field(s): {', '.join(sorted(unknown))}")
+    contact, created = insert_or_get(
+        session,
+        Contact(external_id=external_id, **fields),
+        lambda: get_contact_by_external_id(session, external_id),
+    )
+    if not created:
+        for name, value in fields.items():
+            setattr(contact, name, value)
+        session.flush()
+    return contact, created
+
+
+def get_contact(session: Session, contact_id: str) -> Contact | None:
+    """The contact with this id, or None."""
+    return session.get(Contact, contact_id)
+
+
+def get_contact_by_external_id(session: Session, external_id: str) -> Contact | None:
+    """The contact with this external id (the caller's own identifier), or None."""
+    return session.scalars(select(Contact).where(Contact.external_id == external_id)).one_or_none()

@@ -1,0 +1,119 @@
+"""Store fixtures: a freshly migrated database on SQLite and on PostgreSQL.
+
+``migrated_database`` is independent of pytest fixtures so it can move to tests/conftest.py when other
+packages (task claiming, activities) want the same two databases.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from store.db import make_engine, make_session_factory, upgrade
+from store.repos import upsert_contact
+
+PG_URL = os.environ.get("OMNIREACH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+DATABASE_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@dataclass(frozen=True)
+class MigratedDatabase:
+    """A database migrated to head: its kind ("sqlite" / "postgres"), engine and session factory."""
+
+    kind: str
+    engine: Engine
+    session_factory: sessionmaker[Session]
+
+
+@cache
+def _postgres_problem() -> str | None:
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"PostgreSQL not reachable at {PG_URL}: {exc}".strip()
+
+
+def require_postgres() -> None:
+    """Fail when PostgreSQL is down on CI (env CI set); skip with the reason elsewhere."""
+    problem = _postgres_problem()
+    if problem is None:
+        return
+    hint = " (start it: pg_ctlcluster --skip-systemctl-redirect <version> main start)"
+    if os.environ.get("CI"):
+        pytest.fail(problem + hint, pytrace=False)
+    pytest.skip(problem + hint)
+
+
+def _make_engine(kind: str, tmp_path: Path, schema: str | None) -> Engine:
+    if kind == "sqlite":
+        return make_engine(f"sqlite:///{tmp_path / 'store' / 'omnireach.db'}")
+    return make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+
+
+@contextmanager
+def empty_database(kind: str, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on an empty database: a SQLite file under tmp_path, or a fresh PostgreSQL schema."""
+    if kind == "sqlite":
+        engine = _make_engine(kind, tmp_path, None)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    if kind != "postgres":
+        raise ValueError(f"unknown database kind {kind!r}")
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex}"
+    admin = make_engine(PG_URL, poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    engine = _make_engine(kind, tmp_path, schema)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@contextmanager
+def migrated_database(kind: str, tmp_path: Path) -> Iterator[MigratedDatabase]:
+    """A database of ``kind`` migrated to head, removed afterwards."""
+    with empty_database(kind, tmp_path) as engine:
+        upgrade(engine)
+        yield MigratedDatabase(kind=kind, engine=engine, session_factory=make_session_factory(engine))
+
+
+@pytest.fixture(scope="module", params=DATABASE_KINDS)
+def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedDatabase]:
+    """One migrated database per test module and kind; tests create their own contacts to stay apart."""
+    with migrated_database(request.param, tmp_path_factory.mktemp("db")) as database:
+        yield database
+
+
+@pytest.fixture
+def session(db: MigratedDatabase) -> Iterator[Session]:
+    with db.session_factory() as s:
+        yield s
+
+
+@pytest.fixture
+def contact_id(db: MigratedDatabase) -> str:
+    """A new committed contact's id."""
+    with db.session_factory() as s:
+        contact, _ = upsert_contact(s, external_id=f"ext-{uuid.uuid4().hex}", name="Test Person")
+        s.commit()
+        return contact.id

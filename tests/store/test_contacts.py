@@ -1,0 +1,42 @@
+"""Contacts: create or update by external id."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from store.repos import get_contact, get_contact_by_external_id, upsert_contact
+
+
+def test_upsert_creates_then_updates_only_given_fields(db) -> None:
+    ext = f"crm-{uuid.uuid4().hex}"
+    with db.session_factory() as s:
+        contact, created = upsert_contact(
+            s, external_id=ext, name="Siti", email="siti@example.com", phone="+628123456789", country="ID",
+            attributes={"plan": "pro"},
+        )
+        s.commit()
+        assert created
+        first_id = contact.id
+    with db.session_factory() as s:
+        contact, created = upsert_contact(s, external_id=ext, email="siti@new.example")
+        s.commit()
+        assert not created
+        assert contact.id == first_id
+    with db.session_factory() as s:
+        contact = get_contact(s, first_id)
+        assert contact is not None
+        assert (contact.name, contact.email, contact.phone, contact.country) == (
+            "Siti", "siti@new.example", "+628123456789", "ID"
+        )
+        assert contact.attributes == {"plan": "pro"}
+        assert contact.updated_at >= contact.created_at
+        assert get_contact_by_external_id(s, ext).id == first_id
+        assert get_contact_by_external_id(s, "nobody") is None
+        assert get_contact(s, str(uuid.uuid4())) is None
+
+
+def test_unknown_contact_field_is_an_error(session) -> None:
+    with pytest.raises(TypeError, match="emial"):
+        upsert_contact(session, external_id="typo", emial="x@example.com")
