@@ -26,12 +26,28 @@ from workflows.contact_cadence import ContactCadenceWorkflow
 log = logging.getLogger("omnireach.worker")
 WORKFLOWS = [ContactCadenceWorkflow]
 # Pure modules are passed through the sandbox: imported once, not per workflow run (DESIGN.md pitfalls).
-PASSTHROUGH = ("core", "activities.types", "pydantic", "pydantic_core", "holidays", "yaml", "annotated_types")
+PASSTHROUGH = (
+    "core",
+    "activities.types",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "holidays",
+    "yaml",
+    "phonenumbers",
+    "email_validator",
+    "jinja2",
+    "markupsafe",
+)
 
 
-def build_activities(settings: Settings, session_factory: sessionmaker[Session], catalog: MessageCatalog,
-                     channels: dict[str, Channel] | None = None,
-                     clock: Callable[[], datetime] | None = None) -> list:
+def build_activities(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    catalog: MessageCatalog,
+    channels: dict[str, Channel] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> list:
     """The activity callables, bound to one set of dependencies per process."""
     if channels is None:
         choices = choose_channels(settings.var_dir)
@@ -49,5 +65,11 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def build_worker(client: Client, settings: Settings, activities: list, *, task_queue: str | None = None) -> Worker:
-    return Worker(client, task_queue=task_queue or settings.task_queue, workflows=WORKFLOWS,
-                  activities=activities, workflow_runner=workflow_runner(), max_concurrent_activities=50)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activities,
+        workflow_runner=workflow_runner(),
+        max_concurrent_activities=50,
+    )

@@ -27,26 +27,45 @@ class BookkeepingActivities:
         with self.sessions() as session:
             contact = session.get(Contact, request.contact_id)
             if contact is None:
-                raise ApplicationError(f"contact {request.contact_id} does not exist", type="UnknownContact",
-                                       non_retryable=True)
-            return ContactProfile(contact_id=contact.id, external_id=contact.external_id,
-                                  country=contact.country, timezone=contact.timezone, locale=contact.locale,
-                                  attributes=dict(contact.attributes or {}))
+                raise ApplicationError(
+                    f"contact {request.contact_id} does not exist", type="UnknownContact", non_retryable=True
+                )
+            return ContactProfile(
+                contact_id=contact.id,
+                external_id=contact.external_id,
+                country=contact.country,
+                timezone=contact.timezone,
+                locale=contact.locale,
+                attributes=dict(contact.attributes or {}),
+            )
 
     @activity.defn(name="record-enrollment")
     async def record_enrollment(self, record: EnrollmentRecord) -> None:
         with self.sessions.begin() as session:
             if record.status == "running":
-                enrollment_repo.record_enrollment_started(session, record.enrollment_id, record.cadence_id,
-                                                          record.contact_id, record.snapshot_hash)
+                enrollment_repo.record_enrollment_started(
+                    session,
+                    record.enrollment_id,
+                    record.cadence_id,
+                    record.contact_id,
+                    record.snapshot_hash,
+                    reopen=True,
+                )
             else:
-                enrollment_repo.mark_enrollment_ended(session, record.enrollment_id, record.status,
-                                                      record.reason)
+                enrollment_repo.mark_enrollment_ended(session, record.enrollment_id, record.status, record.reason)
 
     @activity.defn(name="record-decision")
     async def record_decision(self, record: DecisionRecord) -> None:
         with self.sessions.begin() as session:
             decision_repo.record_decision(
-                session, contact_id=record.contact_id, enrollment_id=record.enrollment_id,
-                step_id=record.step_id, message_key=None, channel=record.channel, decision=record.decision,
-                reason=record.reason, detail=record.detail, decided_at=self.clock())
+                session,
+                contact_id=record.contact_id,
+                enrollment_id=record.enrollment_id,
+                step_id=record.step_id,
+                message_key=None,
+                channel=record.channel,
+                decision=record.decision,
+                reason=record.reason,
+                detail=record.detail,
+                decided_at=self.clock(),
+            )

@@ -36,6 +36,7 @@ from core.sms import segment_info
 from core.timewindow import resolve_timezone
 from store.models import Contact
 from store.repos import consent as consent_repo
+from store.repos import contacts as contacts_repo
 from store.repos import decisions as decision_repo
 from store.repos import outbox as outbox_repo
 from store.repos import suppressions as suppression_repo
@@ -57,8 +58,14 @@ class Sender:
 class DeliveryActivities:
     """Dependencies are injected by worker.py; one object per process."""
 
-    def __init__(self, session_factory: sessionmaker[Session], channels: Mapping[str, Channel],
-                 catalog: MessageCatalog, sender: Sender, clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        channels: Mapping[str, Channel],
+        catalog: MessageCatalog,
+        sender: Sender,
+        clock: Callable[[], datetime] | None = None,
+    ):
         self.sessions = session_factory
         self.channels = channels
         self.catalog = catalog
@@ -83,12 +90,19 @@ class DeliveryActivities:
         with self.sessions.begin() as session:
             existing = outbox_repo.get_outbox(session, request.message_key)
             if existing is not None and existing.status in SENT_STATES:
-                return DeliverResult("sent", "already_sent", "sent by an earlier attempt", existing.channel,
-                                     message_key=request.message_key)
-            contact = session.get(Contact, request.contact_id)
+                return DeliverResult(
+                    "sent",
+                    "already_sent",
+                    "sent by an earlier attempt",
+                    existing.channel,
+                    message_key=request.message_key,
+                )
+            # Row lock: two cadences sending to one contact at once must not both pass the frequency cap.
+            contact = contacts_repo.lock_contact(session, request.contact_id)
             if contact is None or contact.erased_at is not None:
-                return self._decided(session, request, request.channel,
-                                     Verdict("skip", "contact_gone", "contact erased or unknown"), now)
+                return self._decided(
+                    session, request, request.channel, Verdict("skip", "contact_gone", "contact erased or unknown"), now
+                )
             verdicts: list[tuple[str, Verdict]] = []
             for channel in filter(None, (request.channel, request.fallback)):
                 verdict = self._verdict(session, request, contact, channel, now)
@@ -98,84 +112,146 @@ class DeliveryActivities:
                         verdicts.append((channel, built))
                         continue
                     outbox_repo.claim_outbox(
-                        session, message_key=request.message_key, enrollment_id=request.enrollment_id,
-                        contact_id=contact.id, cadence_id=request.cadence_id, step_id=request.step_id,
-                        channel=channel, purpose=request.purpose, variant=request.variant,
-                        locale=request.locale, to_address=built.to, subject=built.subject, body=built.text,
-                        html=built.html, **_segments(built),
+                        session,
+                        message_key=request.message_key,
+                        enrollment_id=request.enrollment_id,
+                        contact_id=contact.id,
+                        cadence_id=request.cadence_id,
+                        step_id=request.step_id,
+                        channel=channel,
+                        purpose=request.purpose,
+                        variant=request.variant,
+                        locale=request.locale,
+                        to_address=built.to,
+                        subject=built.subject,
+                        body=built.text,
+                        html=built.html,
+                        **_segments(built),
                     )
                     return built, channel
                 verdicts.append((channel, verdict))
             channel, verdict = _most_telling(verdicts)
             return self._decided(session, request, channel, verdict, now)
 
-    def _verdict(self, session: Session, request: DeliverRequest, contact: Contact, channel: str,
-                 now: datetime) -> Verdict:
+    def _verdict(
+        self, session: Session, request: DeliverRequest, contact: Contact, channel: str, now: datetime
+    ) -> Verdict:
         address = getattr(contact, ADDRESS_FIELD[channel])
         unusable = contact.email_unusable_reason if channel == "email" else contact.phone_unusable_reason
         state = consent_repo.current_consent(session, contact.id, channel, request.purpose)
-        suppression = (suppression_repo.find_suppression(session, channel=channel, address=address,
-                                                         salt=self.sender.secret_key) if address else None)
+        suppression = (
+            suppression_repo.find_suppression(session, channel=channel, address=address, salt=self.sender.secret_key)
+            if address
+            else None
+        )
         zone = resolve_timezone(contact.timezone, contact.country)
         windows = [Window.model_validate(request.window).daily()] if request.window else []
         sent_today = sent_week = 0
         if zone is not None and (request.per_day or request.per_week):
             sent_today = outbox_repo.count_sends(session, contact.id, *local_day_bounds(now, zone))
             sent_week = outbox_repo.count_sends(session, contact.id, *local_week_bounds(now, zone))
-        return decide(SendFacts(
-            channel=channel, purpose=request.purpose, address=address, address_unusable=unusable,
-            consent_status=state.status, suppressed=suppression.reason if suppression else None, now=now,
-            zone=zone, country=contact.country, windows=windows, per_day=request.per_day,
-            per_week=request.per_week, sent_today=sent_today, sent_this_week=sent_week,
-        ))
+        return decide(
+            SendFacts(
+                channel=channel,
+                purpose=request.purpose,
+                address=address,
+                address_unusable=unusable,
+                consent_status=state.status,
+                suppressed=suppression.reason if suppression else None,
+                now=now,
+                zone=zone,
+                country=contact.country,
+                windows=windows,
+                per_day=request.per_day,
+                per_week=request.per_week,
+                sent_today=sent_today,
+                sent_this_week=sent_week,
+            )
+        )
 
-    def _build(self, request: DeliverRequest, contact: Contact, channel: str,
-               now: datetime) -> OutgoingMessage | Verdict:
+    def _build(
+        self, request: DeliverRequest, contact: Contact, channel: str, now: datetime
+    ) -> OutgoingMessage | Verdict:
         token = tokens.sign({"c": contact.id, "ch": channel, "p": request.purpose}, self.sender.secret_key)
         unsubscribe_url = f"{self.sender.public_url}/u/{token}"
         context = build_context(
-            contact=_contact_context(contact), facts=request.facts,
+            contact=_contact_context(contact),
+            facts=request.facts,
             cadence={"id": request.cadence_id, "name": request.cadence_name},
             step={"id": request.step_id, "channel": channel, "variant": request.variant},
-            sender={"name": self.sender.name, "address": self.sender.address}, unsubscribe_url=unsubscribe_url,
+            sender={"name": self.sender.name, "address": self.sender.address},
+            unsubscribe_url=unsubscribe_url,
         )
         template_sid, variables = None, {}
         try:
             if channel == "whatsapp" and not _in_whatsapp_session(contact, now):
-                approved = self.catalog.whatsapp_template(request.message, context, locale=contact.locale
-                                                          or request.locale, variant=request.variant)
+                approved = self.catalog.whatsapp_template(
+                    request.message, context, locale=contact.locale or request.locale, variant=request.variant
+                )
                 if approved is None:
-                    return Verdict("skip", "whatsapp_no_template", "outside the 24h WhatsApp session and the "
-                                   "message has no approved template (whatsapp.yaml)")
+                    return Verdict(
+                        "skip",
+                        "whatsapp_no_template",
+                        "outside the 24h WhatsApp session and the message has no approved template (whatsapp.yaml)",
+                    )
                 template_sid, variables = approved.content_sid, approved.variables
-            rendered = self.catalog.render(request.message, channel, context,
-                                           locale=contact.locale or request.locale, variant=request.variant)
+            rendered = self.catalog.render(
+                request.message, channel, context, locale=contact.locale or request.locale, variant=request.variant
+            )
         except TemplateProblem as problem:
             raise ApplicationError(f"template error: {problem}", type="TemplateError", non_retryable=True) from None
         headers = {}
         if channel == "email":
-            headers = {"List-Unsubscribe": f"<{unsubscribe_url}>",
-                       "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+            headers = {
+                "List-Unsubscribe": f"<{unsubscribe_url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
         return OutgoingMessage(
-            message_key=request.message_key, channel=channel, to=getattr(contact, ADDRESS_FIELD[channel]),
-            text=rendered.text, subject=rendered.subject, html=rendered.html, from_name=self.sender.name,
-            headers=headers, metadata={"cadence": request.cadence_id, "step": request.step_id,
-                                       "variant": request.variant or ""},
-            template_sid=template_sid, template_variables=variables,
+            message_key=request.message_key,
+            channel=channel,
+            to=getattr(contact, ADDRESS_FIELD[channel]),
+            text=rendered.text,
+            subject=rendered.subject,
+            html=rendered.html,
+            from_name=self.sender.name,
+            headers=headers,
+            metadata={"cadence": request.cadence_id, "step": request.step_id, "variant": request.variant or ""},
+            template_sid=template_sid,
+            template_variables=variables,
         )
 
-    def _decided(self, session: Session, request: DeliverRequest, channel: str, verdict: Verdict,
-                 now: datetime) -> DeliverResult:
+    def _decided(
+        self, session: Session, request: DeliverRequest, channel: str, verdict: Verdict, now: datetime
+    ) -> DeliverResult:
         outcome = "deferred" if verdict.outcome == "defer" else "skipped"
         decision_repo.record_decision(
-            session, contact_id=request.contact_id, enrollment_id=request.enrollment_id,
-            step_id=request.step_id, message_key=request.message_key, channel=channel, decision=outcome,
-            reason=verdict.reason, detail=verdict.detail, until=verdict.until, decided_at=now,
+            session,
+            contact_id=request.contact_id,
+            enrollment_id=request.enrollment_id,
+            step_id=request.step_id,
+            message_key=request.message_key,
+            channel=channel,
+            decision=outcome,
+            reason=verdict.reason,
+            detail=verdict.detail,
+            until=verdict.until,
+            decided_at=now,
         )
-        log.info("event=send_decision key=%s channel=%s decision=%s reason=%s", request.message_key, channel,
-                 outcome, verdict.reason)
-        return DeliverResult(outcome, verdict.reason, verdict.detail, channel,
-                             verdict.until.isoformat() if verdict.until else None, request.message_key)
+        log.info(
+            "event=send_decision key=%s channel=%s decision=%s reason=%s",
+            request.message_key,
+            channel,
+            outcome,
+            verdict.reason,
+        )
+        return DeliverResult(
+            outcome,
+            verdict.reason,
+            verdict.detail,
+            channel,
+            verdict.until.isoformat() if verdict.until else None,
+            request.message_key,
+        )
 
     # -- step 2: the provider call ---------------------------------------------------------------------
     async def _send(self, adapter: Channel, message: OutgoingMessage, request: DeliverRequest) -> SendReceipt:
@@ -188,23 +264,45 @@ class DeliveryActivities:
             with self.sessions.begin() as session:
                 outbox_repo.mark_outbox_failed(session, request.message_key, error=f"{exc.code}: {exc}")
                 decision_repo.record_decision(
-                    session, contact_id=request.contact_id, enrollment_id=request.enrollment_id,
-                    step_id=request.step_id, message_key=request.message_key, channel=message.channel,
-                    decision="failed", reason=exc.code, detail=str(exc), decided_at=self.clock())
+                    session,
+                    contact_id=request.contact_id,
+                    enrollment_id=request.enrollment_id,
+                    step_id=request.step_id,
+                    message_key=request.message_key,
+                    channel=message.channel,
+                    decision="failed",
+                    reason=exc.code,
+                    detail=str(exc),
+                    decided_at=self.clock(),
+                )
             raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
 
     def _record_sent(self, request: DeliverRequest, channel: str, receipt: SendReceipt) -> DeliverResult:
         now = self.clock()
         with self.sessions.begin() as session:
-            outbox_repo.mark_outbox_sent(session, request.message_key, provider=receipt.provider,
-                                         provider_message_id=receipt.provider_message_id, sent_at=now)
+            outbox_repo.mark_outbox_sent(
+                session,
+                request.message_key,
+                provider=receipt.provider,
+                provider_message_id=receipt.provider_message_id,
+                sent_at=now,
+            )
             decision_repo.record_decision(
-                session, contact_id=request.contact_id, enrollment_id=request.enrollment_id,
-                step_id=request.step_id, message_key=request.message_key, channel=channel, decision="sent",
-                reason="allowed", detail=f"sent via {receipt.provider}", decided_at=now)
+                session,
+                contact_id=request.contact_id,
+                enrollment_id=request.enrollment_id,
+                step_id=request.step_id,
+                message_key=request.message_key,
+                channel=channel,
+                decision="sent",
+                reason="allowed",
+                detail=f"sent via {receipt.provider}",
+                decided_at=now,
+            )
         log.info("event=sent key=%s channel=%s provider=%s", request.message_key, channel, receipt.provider)
-        return DeliverResult("sent", "allowed", f"sent via {receipt.provider}", channel,
-                             message_key=request.message_key)
+        return DeliverResult(
+            "sent", "allowed", f"sent via {receipt.provider}", channel, message_key=request.message_key
+        )
 
 
 def _most_telling(verdicts: list[tuple[str, Verdict]]) -> tuple[str, Verdict]:
@@ -228,7 +326,14 @@ def _segments(message: OutgoingMessage) -> dict:
 
 def _contact_context(contact: Contact) -> dict:
     return {
-        "id": contact.id, "external_id": contact.external_id, "name": contact.name, "email": contact.email,
-        "phone": contact.phone, "whatsapp": contact.whatsapp, "country": contact.country,
-        "timezone": contact.timezone, "locale": contact.locale, "attributes": dict(contact.attributes or {}),
+        "id": contact.id,
+        "external_id": contact.external_id,
+        "name": contact.name,
+        "email": contact.email,
+        "phone": contact.phone,
+        "whatsapp": contact.whatsapp,
+        "country": contact.country,
+        "timezone": contact.timezone,
+        "locale": contact.locale,
+        "attributes": dict(contact.attributes or {}),
     }

@@ -1,0 +1,1 @@
+"""HTTP API: developer endpoints (contacts, consent, enrollments, events), problems, auth; see api.app."""

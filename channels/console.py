@@ -31,17 +31,21 @@ class ConsoleChannel:
                 return existing
             self.record_file.parent.mkdir(parents=True, exist_ok=True)
             record = {
-                "message_key": message.message_key, "channel": message.channel, "to": message.to,
-                "subject": message.subject, "text": message.text, "headers": message.headers,
-                "template_sid": message.template_sid, "at": datetime.now(UTC).isoformat(),
+                "message_key": message.message_key,
+                "channel": message.channel,
+                "to": message.to,
+                "subject": message.subject,
+                "text": message.text,
+                "headers": message.headers,
+                "template_sid": message.template_sid,
+                "at": datetime.now(UTC).isoformat(),
             }
             with self.record_file.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             headline = f"[console {message.channel}] to {_mask(message.to)}"
             if message.subject:
                 headline += f" | {message.subject}"
-            print(f"{headline}\n    {message.text[:300].replace(chr(10), chr(10) + '    ')}", file=self.out,
-                  flush=True)
+            print(f"{headline}\n    {message.text[:300].replace(chr(10), chr(10) + '    ')}", file=self.out, flush=True)
             return SendReceipt(self.name, f"console-{message.message_key}")
 
     async def lookup(self, message_key: str) -> SendReceipt | None:

@@ -28,7 +28,8 @@ def choose_channels(var_dir: Path) -> list[ChannelChoice]:
     """Every channel gets the console until real providers are wired in (see REAL_SETTINGS)."""
     console = ConsoleChannel(var_dir / "console-outbox.jsonl")
     return [
-        ChannelChoice(channel, console, f"channel={channel} provider=console (set {REAL_SETTINGS[channel]} "
-                      "to send for real)")
+        ChannelChoice(
+            channel, console, f"channel={channel} provider=console (set {REAL_SETTINGS[channel]} to send for real)"
+        )
         for channel in ("email", "sms", "whatsapp", "voice")
     ]

@@ -13,9 +13,11 @@ err = Console(stderr=True)
 
 
 @app.command("create")
-def create(name: str = typer.Argument(..., help="Who or what uses the key"),
-           scope: list[str] = typer.Option(["developer"], "--scope", help="admin, developer or agent"),
-           agent_id: str = typer.Option(None, help="The agent this key belongs to (agent scope)")) -> None:
+def create(
+    name: str = typer.Argument(..., help="Who or what uses the key"),
+    scope: list[str] = typer.Option(["developer"], "--scope", help="admin, developer or agent"),
+    agent_id: str = typer.Option(None, help="The agent this key belongs to (agent scope)"),
+) -> None:
     """Create a key and print it once."""
     from store.db import make_engine, make_session_factory
     from store.repos.api_keys import create_api_key

@@ -11,8 +11,10 @@ from cli.runtime import run_and_exit
 err = Console(stderr=True)
 
 
-def enroll(cadence_id: str = typer.Argument(..., help="Cadence id, e.g. webinar-nurture"),
-           contacts: list[str] = typer.Argument(..., help="Contact ids, or ext:<external_id>")) -> None:
+def enroll(
+    cadence_id: str = typer.Argument(..., help="Cadence id, e.g. webinar-nurture"),
+    contacts: list[str] = typer.Argument(..., help="Contact ids, or ext:<external_id>"),
+) -> None:
     """Enroll contacts in a cadence (idempotent: a running enrollment is reused)."""
     run_and_exit(_enroll(cadence_id, contacts))
 
@@ -31,8 +33,10 @@ async def _enroll(cadence_id: str, contacts: list[str]) -> int:
     if cadence_id not in library.cadences:
         for error in library.errors:
             err.print(str(error))
-        err.print(f"[red]error:[/red] cadence '{cadence_id}' is not valid or not found; known: "
-                  f"{', '.join(sorted(library.cadences)) or 'none'}")
+        err.print(
+            f"[red]error:[/red] cadence '{cadence_id}' is not valid or not found; known: "
+            f"{', '.join(sorted(library.cadences)) or 'none'}"
+        )
         return 1
     cadence = library.cadences[cadence_id]
     sessions = make_session_factory(make_engine(settings.database_url))
@@ -40,15 +44,20 @@ async def _enroll(cadence_id: str, contacts: list[str]) -> int:
     failures = 0
     for ref in contacts:
         with sessions() as session:
-            contact = (get_contact_by_external_id(session, ref[4:]) if ref.startswith("ext:")
-                       else get_contact(session, ref))
+            contact = (
+                get_contact_by_external_id(session, ref[4:]) if ref.startswith("ext:") else get_contact(session, ref)
+            )
             contact_id = contact.id if contact else None
         if contact_id is None:
             err.print(f"[red]error:[/red] contact {ref!r} not found (use our id or ext:<external_id>)")
             failures += 1
             continue
         handle = await client.start_workflow(
-            WORKFLOW_TYPE, EnrollmentInput(cadence.snapshot(), contact_id), id=enrollment_id(cadence.id, contact_id),
-            task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+            WORKFLOW_TYPE,
+            EnrollmentInput(cadence.snapshot(), contact_id),
+            id=enrollment_id(cadence.id, contact_id),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
         print(f"{handle.id}\t{handle.result_run_id}")
     return 1 if failures else 0

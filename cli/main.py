@@ -15,8 +15,12 @@ from content.cadences import load_library
 from core.model import Cadence
 from core.settings import SettingsError
 
-app = typer.Typer(help="omnireach: permission-based outreach cadences on Temporal.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="omnireach: permission-based outreach cadences on Temporal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apikeys.app, name="apikey")
@@ -28,8 +32,10 @@ err = Console(stderr=True)
 
 
 @app.command()
-def validate(paths: list[Path] = typer.Argument(None, help="Cadence files or folders (default: cadences/)"),
-             templates: Path = typer.Option(None, help="Templates folder (default: templates/)")) -> None:
+def validate(
+    paths: list[Path] = typer.Argument(None, help="Cadence files or folders (default: cadences/)"),
+    templates: Path = typer.Option(None, help="Templates folder (default: templates/)"),
+) -> None:
     """Validate cadences and every template they use; print path:line:col errors; exit 1 on any error."""
     settings = _settings()
     library = load_library(paths or [settings.cadences_dir], templates or settings.templates_dir)
@@ -39,8 +45,11 @@ def validate(paths: list[Path] = typer.Argument(None, help="Cadence files or fol
         err.print(f"[red]{len(library.errors)} error(s)[/red]")
         raise typer.Exit(1)
     if not library.cadences:
-        err.print("[red]no cadence files found[/red] (looked in: "
-                  + ", ".join(str(p) for p in (paths or [settings.cadences_dir])) + ")")
+        err.print(
+            "[red]no cadence files found[/red] (looked in: "
+            + ", ".join(str(p) for p in (paths or [settings.cadences_dir]))
+            + ")"
+        )
         raise typer.Exit(1)
     err.print(f"[green]ok[/green]: {len(library.cadences)} cadence(s) valid: {', '.join(sorted(library.cadences))}")
 

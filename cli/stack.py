@@ -19,10 +19,12 @@ err = Console(stderr=True)
 out = Console()
 
 
-def up(api_port: int = typer.Option(8000, help="Port of the API and agent console"),
-       temporal_port: int = typer.Option(7233, help="gRPC port of the embedded Temporal dev server"),
-       ui_port: int = typer.Option(8233, help="Port of the Temporal web UI"),
-       demo: bool = typer.Option(True, help="Load the demo into an empty database and enroll it")) -> None:
+def up(
+    api_port: int = typer.Option(8000, help="Port of the API and agent console"),
+    temporal_port: int = typer.Option(7233, help="gRPC port of the embedded Temporal dev server"),
+    ui_port: int = typer.Option(8233, help="Port of the Temporal web UI"),
+    demo: bool = typer.Option(True, help="Load the demo into an empty database and enroll it"),
+) -> None:
     """Everything on one machine: Temporal dev server (unless TEMPORAL_ADDRESS is set), worker, API, console."""
     run_and_exit(_up(api_port, temporal_port, ui_port, demo))
 
@@ -38,8 +40,7 @@ def api(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000)) -
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("temporalio", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -165,11 +166,17 @@ async def _start_demo(settings, sessions, library, client) -> None:
         return
     cadence = library.cadences[DEMO_CADENCE]
     for contact_id in contact_ids:
-        await client.start_workflow(WORKFLOW_TYPE, EnrollmentInput(cadence.snapshot(), contact_id),
-                                    id=enrollment_id(cadence.id, contact_id), task_queue=settings.task_queue,
-                                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-    out.print(f"[bold]demo:[/bold] enrolled {len(contact_ids)} contacts (Jakarta, New York) in "
-              f"'{DEMO_CADENCE}'; their messages appear below within a minute.")
+        await client.start_workflow(
+            WORKFLOW_TYPE,
+            EnrollmentInput(cadence.snapshot(), contact_id),
+            id=enrollment_id(cadence.id, contact_id),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+    out.print(
+        f"[bold]demo:[/bold] enrolled {len(contact_ids)} contacts (Jakarta, New York) in "
+        f"'{DEMO_CADENCE}'; their messages appear below within a minute."
+    )
 
 
 async def _worker_only() -> int:

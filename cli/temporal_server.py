@@ -31,15 +31,31 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def start_dev_server(var_dir: Path, *, port: int = 7233, ui_port: int = 8233,
-                     fast_sqlite: bool = False) -> subprocess.Popen:
+def start_dev_server(
+    var_dir: Path, *, port: int = 7233, ui_port: int = 8233, fast_sqlite: bool = False
+) -> subprocess.Popen:
     """`temporal server start-dev` with its database in var/; the caller stops it."""
     if port_open("127.0.0.1", port):
-        raise RuntimeError(f"port {port} is already in use: stop the other Temporal server or pass "
-                           "--temporal-port, or set TEMPORAL_ADDRESS to use it")
+        raise RuntimeError(
+            f"port {port} is already in use: stop the other Temporal server or pass "
+            "--temporal-port, or set TEMPORAL_ADDRESS to use it"
+        )
     var_dir.mkdir(parents=True, exist_ok=True)
-    command = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
-               "--ui-port", str(ui_port), "--db-filename", str(var_dir / "temporal.db"), "--log-level", "error"]
+    command = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--db-filename",
+        str(var_dir / "temporal.db"),
+        "--log-level",
+        "error",
+    ]
     if fast_sqlite:
         command += ["--sqlite-pragma", "journal_mode=WAL", "--sqlite-pragma", "synchronous=OFF"]
     log = (var_dir / "temporal.log").open("ab")
@@ -51,15 +67,18 @@ async def connect(settings: Settings, address: str | None = None, *, wait_second
     target = address or settings.temporal_address or "127.0.0.1:7233"
     tls: TLSConfig | bool = False
     if settings.temporal_tls_cert and settings.temporal_tls_key:
-        tls = TLSConfig(client_cert=Path(settings.temporal_tls_cert).read_bytes(),
-                        client_private_key=Path(settings.temporal_tls_key).read_bytes())
+        tls = TLSConfig(
+            client_cert=Path(settings.temporal_tls_cert).read_bytes(),
+            client_private_key=Path(settings.temporal_tls_key).read_bytes(),
+        )
     elif settings.temporal_api_key:
         tls = True
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         try:
-            return await Client.connect(target, namespace=settings.temporal_namespace, tls=tls,
-                                        api_key=settings.temporal_api_key)
+            return await Client.connect(
+                target, namespace=settings.temporal_namespace, tls=tls, api_key=settings.temporal_api_key
+            )
         except RuntimeError:
             if asyncio.get_running_loop().time() > deadline:
                 raise

@@ -61,8 +61,14 @@ def load_library(paths: list[Path], templates_dir: Path) -> Library:
         library.errors.extend(load.errors)
         if load.cadence is not None:
             if load.cadence.id in library.cadences:
-                library.errors.append(SourceError(str(path), 1, 1, f"cadence id '{load.cadence.id}' is "
-                                                  "already used by another file; ids must be unique"))
+                library.errors.append(
+                    SourceError(
+                        str(path),
+                        1,
+                        1,
+                        f"cadence id '{load.cadence.id}' is already used by another file; ids must be unique",
+                    )
+                )
                 continue
             library.cadences[load.cadence.id] = load.cadence
     return library

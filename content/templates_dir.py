@@ -62,7 +62,8 @@ def _read(path: Path, name: str) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise TemplateFileError(
-            name, line,
+            name,
+            line,
             f"not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}); save the file as UTF-8",
             str(path),
         ) from None

@@ -68,10 +68,8 @@ def _phone_chars(raw: str, text: str) -> str:
     if letters:
         wrong_prefix = text.lower().startswith(("whats", "wa:", "wa+"))
         hint = " (a WhatsApp address is written whatsapp:+<number>)" if wrong_prefix else ""
-        raise AddressError(
-            f"phone {_show(raw)} contains letters {''.join(letters)!r}{hint}; "
-            f"write digits only, in {_PHONE_FORM}"
-        )
+        found = "".join(letters)
+        raise AddressError(f"phone {_show(raw)} contains letters {found!r}{hint}; write digits only, in {_PHONE_FORM}")
     stray = sorted({ch for ch in text if not (ch.isdigit() or ch == "+" or ch in _PHONE_PUNCTUATION)})
     if stray:
         raise AddressError(
@@ -87,7 +85,10 @@ def _phone_chars(raw: str, text: str) -> str:
 
 
 def _invalid_reason(number: phonenumbers.PhoneNumber) -> str:
-    region = phonenumbers.region_code_for_number(number) or f"+{number.country_code}"
+    region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
+        number.country_code
+    )
+    region = f"+{number.country_code}" if region in (None, "ZZ", "001") else region
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason == ValidationResult.INVALID_COUNTRY_CODE:
         return f"+{number.country_code} is not a country code"
@@ -183,9 +184,7 @@ def normalize_email(raw: str) -> str:
         )
     text = raw.strip()
     if len(text) > EMAIL_MAX_LENGTH:
-        raise AddressError(
-            f"email {_show(raw)} is {len(text)} characters long; at most {EMAIL_MAX_LENGTH} are allowed"
-        )
+        raise AddressError(f"email {_show(raw)} has {len(text)} characters; at most {EMAIL_MAX_LENGTH} are allowed")
     try:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError as exc:

@@ -60,7 +60,10 @@ def parse_cadence(text: str, path: str) -> CadenceLoad:
 
 
 def check_content(
-    load: CadenceLoad, catalog: MessageCatalog, *, queues: Iterable[str] = DEFAULT_QUEUES,
+    load: CadenceLoad,
+    catalog: MessageCatalog,
+    *,
+    queues: Iterable[str] = DEFAULT_QUEUES,
     template_root: str = "templates",
 ) -> None:
     """Messages, channel templates, scripts and queues exist; every template renders with a sample."""
@@ -77,22 +80,23 @@ def check_content(
                 key = "send" if channel == step.send else "fallback"
                 if not catalog.has_channel(step.message, channel):
                     parts = " and ".join(f"{template_root}/{step.message}/{p}" for p in _required(channel))
-                    errors.append(doc.error((*here, key), f"message '{step.message}' has no {channel} "
-                                            f"template; create {parts}"))
+                    errors.append(
+                        doc.error((*here, key), f"message '{step.message}' has no {channel} template; create {parts}")
+                    )
                     continue
                 for name in catalog.templates_of(step.message):
                     if (step.id, name) not in rendered and _part_channel(name) == channel:
                         rendered.add((step.id, name))
                         errors.extend(_render_check(catalog, name, cadence, step.id, doc, template_root))
         elif isinstance(step, CallStep):
-            errors.extend(_route_refs(doc, catalog, here, step.call, step.script, known_queues, "call",
-                                      template_root))
+            errors.extend(_route_refs(doc, catalog, here, step.call, step.script, known_queues, "call", template_root))
             errors.extend(_render_script(catalog, step.script, cadence, step.id, doc, here, template_root))
     for key in ("escalate", "handoff"):
         route = getattr(cadence, key)
         if route is not None:
-            errors.extend(_route_refs(doc, catalog, (key,), route.queue, route.script, known_queues, "queue",
-                                      template_root))
+            errors.extend(
+                _route_refs(doc, catalog, (key,), route.queue, route.script, known_queues, "queue", template_root)
+            )
             errors.extend(_render_script(catalog, route.script, cadence, key, doc, (key,), template_root))
     load.errors.extend(errors)
     load.errors.sort(key=lambda e: (e.path, e.line, e.column))
@@ -113,8 +117,9 @@ def _part_channel(template_name: str) -> str | None:
     return None
 
 
-def _render_check(catalog: MessageCatalog, name: str, cadence: Cadence, step_id: str,
-                  doc: LocatedDocument, root: str) -> list[SourceError]:
+def _render_check(
+    catalog: MessageCatalog, name: str, cadence: Cadence, step_id: str, doc: LocatedDocument, root: str
+) -> list[SourceError]:
     if name.endswith(".yaml"):
         return []
     context = sample_context(cadence.id, cadence.name, cadence.facts, step_id, locale=cadence.locale)
@@ -125,23 +130,34 @@ def _render_check(catalog: MessageCatalog, name: str, cadence: Cadence, step_id:
     return []
 
 
-def _render_script(catalog: MessageCatalog, script: str, cadence: Cadence, step_id: str,
-                   doc: LocatedDocument, where: tuple, root: str) -> list[SourceError]:
+def _render_script(
+    catalog: MessageCatalog, script: str, cadence: Cadence, step_id: str, doc: LocatedDocument, where: tuple, root: str
+) -> list[SourceError]:
     name = f"scripts/{script}.md.j2"
     if not catalog.exists(name):
         return []  # reported by _route_refs
     return _render_check(catalog, name, cadence, step_id, doc, root)
 
 
-def _route_refs(doc: LocatedDocument, catalog: MessageCatalog, where: tuple, queue: str, script: str,
-                queues: set[str], queue_key: str, root: str) -> list[SourceError]:
+def _route_refs(
+    doc: LocatedDocument,
+    catalog: MessageCatalog,
+    where: tuple,
+    queue: str,
+    script: str,
+    queues: set[str],
+    queue_key: str,
+    root: str,
+) -> list[SourceError]:
     errors = []
     if queue not in queues:
-        errors.append(doc.error((*where, queue_key), f"unknown queue '{queue}'; known queues: "
-                                f"{', '.join(sorted(queues))}"))
+        errors.append(
+            doc.error((*where, queue_key), f"unknown queue '{queue}'; known queues: {', '.join(sorted(queues))}")
+        )
     if not catalog.exists(f"scripts/{script}.md.j2"):
-        errors.append(doc.error((*where, "script"), f"call script '{script}' not found; create "
-                                f"{root}/scripts/{script}.md.j2"))
+        errors.append(
+            doc.error((*where, "script"), f"call script '{script}' not found; create {root}/scripts/{script}.md.j2")
+        )
     return errors
 
 
@@ -185,8 +201,9 @@ def _allowed_keys_hint(doc: LocatedDocument, loc: tuple) -> str:
     if allowed is None and len(parent) == 1 and parent[0] in ("window", "caps", "escalate", "handoff"):
         from core import model
 
-        allowed = {"window": model.Window, "caps": model.Caps, "escalate": model.Route,
-                   "handoff": model.Route}[parent[0]]
+        allowed = {"window": model.Window, "caps": model.Caps, "escalate": model.Route, "handoff": model.Route}[
+            parent[0]
+        ]
     if allowed is None and len(parent) == 2 and parent[0] == "steps":
         return "; a step allows id, if and one of: send (message, variants, fallback), wait (until), call (script)"
     if allowed is None:
@@ -206,8 +223,9 @@ def _friendly(err: dict[str, Any]) -> str:
     return f"{message} (got {err['input']!r})" if not isinstance(err["input"], dict | list) else message
 
 
-def _condition_position(error: SourceError, doc: LocatedDocument, loc: tuple, lines: list[str],
-                        problem: ConditionError) -> SourceError:
+def _condition_position(
+    error: SourceError, doc: LocatedDocument, loc: tuple, lines: list[str], problem: ConditionError
+) -> SourceError:
     """Point inside the condition text, not just at its start."""
     pos = doc.locate(loc)
     line = lines[pos.line - 1] if 0 < pos.line <= len(lines) else ""
@@ -242,8 +260,11 @@ def _reference_errors(doc: LocatedDocument) -> list[SourceError]:
             kind = next((k for k in ("send", "wait", "call") if k in raw), "step")
             step_id = f"{kind}-{index + 1}"
         if step_id in ids:
-            errors.append(doc.error(("steps", index, "id"), f"duplicate step id '{step_id}' "
-                                    f"(first used by step {ids[step_id] + 1})"))
+            errors.append(
+                doc.error(
+                    ("steps", index, "id"), f"duplicate step id '{step_id}' (first used by step {ids[step_id] + 1})"
+                )
+            )
         ids.setdefault(step_id, index)
         if "send" in raw:
             send_ids.add(step_id)
@@ -255,11 +276,19 @@ def _reference_errors(doc: LocatedDocument) -> list[SourceError]:
         for name in sorted(condition.steps):
             if name not in ids:
                 known = ", ".join(sorted(send_ids)) or "none"
-                errors.append(doc.error(loc, f"{'.'.join(map(str, loc))}: condition names unknown step "
-                                        f"'{name}'; send steps: {known}"))
+                errors.append(
+                    doc.error(
+                        loc, f"{'.'.join(map(str, loc))}: condition names unknown step '{name}'; send steps: {known}"
+                    )
+                )
             elif name not in send_ids:
-                errors.append(doc.error(loc, f"{'.'.join(map(str, loc))}: step '{name}' sends nothing, so "
-                                        f"{'/'.join(STEP_FUNCTIONS)}('{name}') can never be true"))
+                errors.append(
+                    doc.error(
+                        loc,
+                        f"{'.'.join(map(str, loc))}: step '{name}' sends nothing, so "
+                        f"{'/'.join(STEP_FUNCTIONS)}('{name}') can never be true",
+                    )
+                )
     return errors
 
 

@@ -19,7 +19,15 @@ STEP_FUNCTIONS = ("delivered", "opened", "clicked")
 FUNCTIONS = (*STEP_FUNCTIONS, "replied", "event")
 VARIABLES = ("score", "disposition", "attempts", "contact", "facts")
 CONTACT_FIELDS = (
-    "external_id", "name", "email", "phone", "whatsapp", "country", "timezone", "locale", "attributes",
+    "external_id",
+    "name",
+    "email",
+    "phone",
+    "whatsapp",
+    "country",
+    "timezone",
+    "locale",
+    "attributes",
 )
 
 
@@ -96,9 +104,7 @@ class _Compiler:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             inner = self.compile(node.operand)
             return lambda v: not inner(v)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(
-            node.operand, ast.Constant
-        ):
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
             value = -node.operand.value
             return lambda v: value
         if isinstance(node, ast.Compare):
@@ -166,9 +172,7 @@ class _Compiler:
             raise self.fail(node, "names starting with '_' are not allowed")
         if base.id == "contact":
             if chain[0] not in CONTACT_FIELDS:
-                raise self.fail(
-                    node, f"unknown contact field '{chain[0]}'; known: {', '.join(CONTACT_FIELDS)}"
-                )
+                raise self.fail(node, f"unknown contact field '{chain[0]}'; known: {', '.join(CONTACT_FIELDS)}")
             if chain[0] == "attributes" and len(chain) != 2:
                 raise self.fail(node, "write contact.attributes.<name>")
             if chain[0] != "attributes" and len(chain) != 1:
@@ -178,8 +182,11 @@ class _Compiler:
 
     def _call(self, node: ast.Call) -> Callable[[ConditionFacts], Any]:
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            raise self.fail(node, f"'{ast.unparse(node.func)}' is not a condition function; use one of "
-                            + ", ".join(f"{f}()" for f in FUNCTIONS))
+            raise self.fail(
+                node,
+                f"'{ast.unparse(node.func)}' is not a condition function; use one of "
+                + ", ".join(f"{f}()" for f in FUNCTIONS),
+            )
         name = node.func.id
         if node.keywords:
             raise self.fail(node, f"{name}() takes no keyword arguments")
@@ -211,7 +218,7 @@ def _dig(data: Mapping[str, Any] | None, chain: list[str]) -> Any:
 def compile_condition(source: str) -> Condition:
     """Compile a condition or raise ConditionError with a column and a message saying how to fix it."""
     if not isinstance(source, str) or not source.strip():
-        raise ConditionError("a condition must be a non-empty expression, e.g. \"score >= 10\"")
+        raise ConditionError('a condition must be a non-empty expression, e.g. "score >= 10"')
     text = source.strip()
     try:
         tree = ast.parse(text, mode="eval")

@@ -21,8 +21,7 @@ from core.timewindow import next_allowed, resolve_timezone
 
 # Dispositions and what they mean for the enrollment (SPEC section 3).
 HANDOFF_DISPOSITIONS = frozenset({"qualified", "appointment_set"})
-ENDING_DISPOSITIONS = {"not_interested": "not_interested", "do_not_call": "do_not_call",
-                       "won": "won", "lost": "lost"}
+ENDING_DISPOSITIONS = {"not_interested": "not_interested", "do_not_call": "do_not_call", "won": "won", "lost": "lost"}
 RETRY_DISPOSITIONS = frozenset({"no_answer", "busy", "voicemail"})
 DISPOSITIONS = frozenset({*HANDOFF_DISPOSITIONS, *ENDING_DISPOSITIONS, *RETRY_DISPOSITIONS, "callback"})
 STEP_EVENT_KINDS = ("delivered", "opened", "clicked", "replied", "bounced", "unsubscribed")
@@ -42,8 +41,13 @@ class ContactProfile:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
     def as_condition_data(self) -> dict[str, Any]:
-        return {"external_id": self.external_id, "country": self.country, "timezone": self.timezone,
-                "locale": self.locale, "attributes": dict(self.attributes)}
+        return {
+            "external_id": self.external_id,
+            "country": self.country,
+            "timezone": self.timezone,
+            "locale": self.locale,
+            "attributes": dict(self.attributes),
+        }
 
 
 @dataclass
@@ -212,16 +216,18 @@ def _parse(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def advance(cadence: Cadence, contact: ContactProfile, state: EnrollmentState, happened: Happening,
-            now: datetime) -> tuple[EnrollmentState, Command]:
+def advance(
+    cadence: Cadence, contact: ContactProfile, state: EnrollmentState, happened: Happening, now: datetime
+) -> tuple[EnrollmentState, Command]:
     """Apply what happened, then decide the single next command. Never mutates its inputs."""
     state = copy.deepcopy(state)
     _apply(cadence, contact, state, happened, now)
     return state, _next(cadence, contact, state, now)
 
 
-def _apply(cadence: Cadence, contact: ContactProfile, state: EnrollmentState, happened: Happening,
-           now: datetime) -> None:
+def _apply(
+    cadence: Cadence, contact: ContactProfile, state: EnrollmentState, happened: Happening, now: datetime
+) -> None:
     if isinstance(happened, EventArrived):
         _on_event(cadence, contact, state, happened)
     elif isinstance(happened, SendReported):
@@ -289,8 +295,9 @@ def _on_send(state: EnrollmentState, report: SendReported) -> None:
     state.step_index += 1
 
 
-def _on_disposition(cadence: Cadence, contact: ContactProfile, state: EnrollmentState,
-                    result: DispositionRecorded) -> None:
+def _on_disposition(
+    cadence: Cadence, contact: ContactProfile, state: EnrollmentState, result: DispositionRecorded
+) -> None:
     task, state.open_task = state.open_task, None
     state.disposition = result.disposition
     if task is not None and task.kind == "call":
@@ -339,8 +346,13 @@ def _open_task(state: EnrollmentState, now: datetime) -> Command:
     return CreateTask(task.kind, task.step_id, task.queue, task.script, task.sla_seconds)
 
 
-def _step_command(cadence: Cadence, contact: ContactProfile, state: EnrollmentState,
-                  step: SendStep | WaitStep | CallStep, now: datetime) -> Command | None:
+def _step_command(
+    cadence: Cadence,
+    contact: ContactProfile,
+    state: EnrollmentState,
+    step: SendStep | WaitStep | CallStep,
+    now: datetime,
+) -> Command | None:
     """The command for the current step, or None after moving past it (skipped / wait over)."""
     from core.conditions import compile_condition
 
@@ -372,8 +384,9 @@ def _wait_command(state: EnrollmentState, step: WaitStep, view: _View, now: date
     return Wait(deadline, "until" if step.until else "wait")
 
 
-def _send_command(cadence: Cadence, contact: ContactProfile, state: EnrollmentState, step: SendStep,
-                  now: datetime) -> Command | None:
+def _send_command(
+    cadence: Cadence, contact: ContactProfile, state: EnrollmentState, step: SendStep, now: datetime
+) -> Command | None:
     state.deferred_until = None
     if cadence.window is not None:
         zone = resolve_timezone(contact.timezone, contact.country)
@@ -389,9 +402,7 @@ def _send_command(cadence: Cadence, contact: ContactProfile, state: EnrollmentSt
         # No usable timezone: the deliver activity defers and reports it; we never guess an hour.
     variant = None
     if step.variants:
-        variant = state.variants.get(step.id) or assign_variant(step.variants, cadence.id, step.id,
-                                                                  contact.contact_id)
+        variant = state.variants.get(step.id) or assign_variant(step.variants, cadence.id, step.id, contact.contact_id)
         state.variants[step.id] = variant
     state.in_flight = step.id
     return Send(step.id, step.send, step.message, variant, step.fallback)
-

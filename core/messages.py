@@ -132,8 +132,9 @@ def locale_candidates(tag: str | None) -> list[str]:
     if not parts:
         return []
     language = parts[0].lower()
-    region = next((p.upper() for p in parts[1:] if (len(p) == 2 and p.isalpha()) or
-                   (len(p) == 3 and p.isdigit())), None)
+    region = next(
+        (p.upper() for p in parts[1:] if (len(p) == 2 and p.isalpha()) or (len(p) == 3 and p.isdigit())), None
+    )
     return [f"{language}-{region}", language] if region else [language]
 
 
@@ -151,8 +152,7 @@ def _classify(name: str) -> tuple[tuple[str, str | None, str | None, str] | None
     message, *folders, part = segments
     if part not in _KNOWN_PARTS:
         known = ", ".join(sorted(_KNOWN_PARTS))
-        return None, (f"unknown template file '{part}'; a message folder holds {known} "
-                      "(partials start with '_')")
+        return None, (f"unknown template file '{part}'; a message folder holds {known} (partials start with '_')")
     if not folders:
         return (message, None, None, part), None
     if len(folders) == 1:
@@ -162,8 +162,7 @@ def _classify(name: str) -> tuple[tuple[str, str | None, str | None, str] | None
         return (message, folder, None, part), None
     if len(folders) == 2 and not _is_locale_dir(folders[0]) and _is_locale_dir(folders[1]):
         return (message, folders[0], locale_candidates(folders[1])[0], part), None
-    return None, ("expected <message>/<variant>/<locale>/<part> (variant first, then a locale such as "
-                  "'en' or 'en-US')")
+    return None, ("expected <message>/<variant>/<locale>/<part> (variant first, then a locale such as 'en' or 'en-US')")
 
 
 class _NamedDictLoader(DictLoader):
@@ -177,8 +176,10 @@ class _NamedDictLoader(DictLoader):
 
 def _refuse_none(value: Any) -> Any:
     if value is None:
-        raise UndefinedError("a value printed here is None (empty); give it a fallback, e.g. "
-                             "`{{ contact.attributes.company or 'your team' }}`")
+        raise UndefinedError(
+            "a value printed here is None (empty); give it a fallback, e.g. "
+            "`{{ contact.attributes.company or 'your team' }}`"
+        )
     return value
 
 
@@ -186,8 +187,9 @@ def _environment(sources: Mapping[str, str]) -> Environment:
     env = ImmutableSandboxedEnvironment(
         loader=_NamedDictLoader({n: s for n, s in sources.items() if n.endswith(".j2")}),
         undefined=StrictUndefined,
-        autoescape=select_autoescape(enabled_extensions=("html.j2",), disabled_extensions=(),
-                                     default_for_string=False, default=False),
+        autoescape=select_autoescape(
+            enabled_extensions=("html.j2",), disabled_extensions=(), default_for_string=False, default=False
+        ),
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -195,8 +197,7 @@ def _environment(sources: Mapping[str, str]) -> Environment:
         auto_reload=False,
         cache_size=-1,  # the sources never change for a catalog; keep every compiled template
     )
-    env.filters.update(date_long=date_long, date_short=date_short, time_short=time_short,
-                       datetime_long=datetime_long)
+    env.filters.update(date_long=date_long, date_short=date_short, time_short=time_short, datetime_long=datetime_long)
     return env
 
 
@@ -215,8 +216,10 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, SecurityError):
         return f"refused by the template sandbox: {exc}"
     if isinstance(exc, UndefinedError):
-        return (f"undefined: {exc}; a template may use contact, facts, cadence, step, sender and "
-                f"unsubscribe_url (optional contact attributes need `| default(...)`)")
+        return (
+            f"undefined: {exc}; a template may use contact, facts, cadence, step, sender and "
+            f"unsubscribe_url (optional contact attributes need `| default(...)`)"
+        )
     if isinstance(exc, TemplateNotFound):
         return f"includes or imports '{exc.name}', which does not exist"
     return f"{type(exc).__name__}: {exc}"
@@ -275,22 +278,47 @@ class MessageCatalog:
     def scripts(self) -> set[str]:
         """Agent call scripts that have a base template (``scripts/<script>.md.j2``)."""
         prefix, suffix = f"{SCRIPTS_DIR}/", ".md.j2"
-        return {n[len(prefix):-len(suffix)] for n in self._sources
-                if n.startswith(prefix) and n.endswith(suffix) and n.count("/") == 1}
+        return {
+            n[len(prefix) : -len(suffix)]
+            for n in self._sources
+            if n.startswith(prefix) and n.endswith(suffix) and n.count("/") == 1
+        }
+
+    def locale_gaps(self) -> list[TemplateProblem]:
+        """Variant overrides that a locale would bypass into the base language (for lint): with
+        ``a/email.subject.j2`` and ``en/email.subject.j2`` but no ``a/en/email.subject.j2``, an English
+        contact in variant a gets the base-language subject, because variant outranks locale."""
+        gaps = []
+        for (message, variant, locale, part), name in sorted(self._index.items(), key=lambda kv: kv[1]):
+            if variant is None or locale is not None:
+                continue
+            for other in sorted(self.locales_of(message)):
+                localized = (message, None, other, part) in self._index
+                covered = any((message, variant, c, part) in self._index for c in locale_candidates(other))
+                if localized and not covered:
+                    gaps.append(
+                        TemplateProblem(
+                            name,
+                            1,
+                            f"'{other}' contacts in variant '{variant}' get this "
+                            f"base-language {part}; add {message}/{variant}/{other}/{part}",
+                        )
+                    )
+        return gaps
 
     def missing_parts(self, message: str, channel: str) -> tuple[str, ...]:
         """Required parts of the channel with no base template (the base is what every lookup ends at)."""
         if channel not in CHANNEL_PARTS:
             raise ValueError(f"unknown channel '{channel}'; channels: {', '.join(CHANNEL_PARTS)}")
-        return tuple(p for p in CHANNEL_PARTS[channel]
-                     if p not in OPTIONAL_PARTS and (message, None, None, p) not in self._index)
+        return tuple(
+            p for p in CHANNEL_PARTS[channel] if p not in OPTIONAL_PARTS and (message, None, None, p) not in self._index
+        )
 
     def has_channel(self, message: str, channel: str) -> bool:
         """Whether the message renders on that channel for every locale and variant."""
         return not self.missing_parts(message, channel)
 
-    def resolve(self, message: str, part: str, *, locale: str | None = None,
-                variant: str | None = None) -> str | None:
+    def resolve(self, message: str, part: str, *, locale: str | None = None, variant: str | None = None) -> str | None:
         """The template used for one part: variant+locale, variant, locale, base (locale "en-US" also
         tries "en" at each level); None when no level has it."""
         locales: list[str | None] = [*locale_candidates(locale), None]
@@ -311,8 +339,15 @@ class MessageCatalog:
         except Exception as exc:  # a template can fail in many ways; each must name its file and line
             raise _problem(exc, name, self._sources) from exc
 
-    def render(self, message: str, channel: str, context: Mapping[str, Any], *, locale: str | None = None,
-               variant: str | None = None) -> Rendered:
+    def render(
+        self,
+        message: str,
+        channel: str,
+        context: Mapping[str, Any],
+        *,
+        locale: str | None = None,
+        variant: str | None = None,
+    ) -> Rendered:
         """The message on one channel for one contact (subject/text/html for email, text otherwise)."""
         if channel not in CHANNEL_PARTS:
             raise ValueError(f"unknown channel '{channel}'; channels: {', '.join(CHANNEL_PARTS)}")
@@ -323,8 +358,9 @@ class MessageCatalog:
             if name is None:
                 if part in OPTIONAL_PARTS:
                     continue
-                raise MissingTemplate(f"{message}/{part}", 1,
-                                      f"message '{message}' has no {part} (needed to send {channel})")
+                raise MissingTemplate(
+                    f"{message}/{part}", 1, f"message '{message}' has no {part} (needed to send {channel})"
+                )
             text = self.render_template(name, context)
             if not text:
                 raise TemplateProblem(name, 1, "renders empty; a customer would get a blank message")
@@ -347,13 +383,13 @@ class MessageCatalog:
         """An agent call script (Markdown), with the same context and facts as the messages."""
         name = self.resolve_script(script, locale=locale)
         if name is None:
-            raise MissingTemplate(f"{SCRIPTS_DIR}/{script}.md.j2", 1,
-                                  f"call script '{script}' does not exist")
+            raise MissingTemplate(f"{SCRIPTS_DIR}/{script}.md.j2", 1, f"call script '{script}' does not exist")
         return self.render_template(name, context)
 
     # -- WhatsApp approved templates ----------------------------------------------------------------
-    def whatsapp_template(self, message: str, context: Mapping[str, Any], *, locale: str | None = None,
-                          variant: str | None = None) -> ApprovedTemplate | None:
+    def whatsapp_template(
+        self, message: str, context: Mapping[str, Any], *, locale: str | None = None, variant: str | None = None
+    ) -> ApprovedTemplate | None:
         """The approved template for sends outside WhatsApp's 24h window, or None if the message has none."""
         name = self.resolve(message, WHATSAPP_TEMPLATE, locale=locale, variant=variant)
         return None if name is None else self.approved_template(name, context)
@@ -374,8 +410,9 @@ class MessageCatalog:
             # Meta refuses parameters that are empty or hold new lines, tabs or runs of spaces.
             value = " ".join(value.split())
             if not value:
-                raise TemplateProblem(name, line, f"variable {key} renders empty; WhatsApp refuses empty "
-                                                  "template parameters")
+                raise TemplateProblem(
+                    name, line, f"variable {key} renders empty; WhatsApp refuses empty template parameters"
+                )
             variables[key] = value
         return ApprovedTemplate(spec.content_sid, spec.category, variables)
 
@@ -385,8 +422,7 @@ def _parse_whatsapp(name: str, source: str, env: Environment) -> _WhatsAppSpec:
     try:
         for event in yaml.parse(source, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent):
-                raise TemplateProblem(name, event.start_mark.line + 1,
-                                      "YAML aliases (*name) are not allowed here")
+                raise TemplateProblem(name, event.start_mark.line + 1, "YAML aliases (*name) are not allowed here")
         data = yaml.safe_load(source)
         root = yaml.compose(source, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -398,38 +434,50 @@ def _parse_whatsapp(name: str, source: str, env: Environment) -> _WhatsAppSpec:
     lines = _key_lines(root)
     unknown = [k for k in data if k not in _WHATSAPP_KEYS]
     if unknown:
-        raise TemplateProblem(name, lines.get(str(unknown[0]), 1),
-                              f"unknown key '{unknown[0]}'; allowed: {', '.join(_WHATSAPP_KEYS)}")
+        raise TemplateProblem(
+            name, lines.get(str(unknown[0]), 1), f"unknown key '{unknown[0]}'; allowed: {', '.join(_WHATSAPP_KEYS)}"
+        )
     sid = data.get("content_sid")
     if not isinstance(sid, str) or not _CONTENT_SID.match(sid):
-        raise TemplateProblem(name, lines.get("content_sid", 1),
-                              "content_sid must be the Twilio Content SID of the approved template: "
-                              f"'HX' and 32 hex digits (got {sid!r})")
+        raise TemplateProblem(
+            name,
+            lines.get("content_sid", 1),
+            "content_sid must be the Twilio Content SID of the approved template: "
+            f"'HX' and 32 hex digits (got {sid!r})",
+        )
     category = data.get("category")
     if not isinstance(category, str) or category.upper() not in WHATSAPP_CATEGORIES:
-        raise TemplateProblem(name, lines.get("category", 1),
-                              f"category must be one of {', '.join(WHATSAPP_CATEGORIES)} (got {category!r})")
+        raise TemplateProblem(
+            name,
+            lines.get("category", 1),
+            f"category must be one of {', '.join(WHATSAPP_CATEGORIES)} (got {category!r})",
+        )
     raw = data.get("variables") or {}
     where = lines.get("variables", 1)
     if not isinstance(raw, dict):
-        raise TemplateProblem(name, where, "variables must map numbers to Jinja expressions, e.g. "
-                                           "{1: contact.first_name, 2: facts.offer}")
+        raise TemplateProblem(
+            name, where, "variables must map numbers to Jinja expressions, e.g. {1: contact.first_name, 2: facts.offer}"
+        )
     if len(raw) > MAX_WHATSAPP_VARIABLES:
-        raise TemplateProblem(name, where,
-                              f"{len(raw)} variables; Twilio allows at most {MAX_WHATSAPP_VARIABLES}")
+        raise TemplateProblem(name, where, f"{len(raw)} variables; Twilio allows at most {MAX_WHATSAPP_VARIABLES}")
     value_lines = _key_lines(_child(root, "variables"))
     variables: dict[str, tuple[Template, int]] = {}
     for key, expression in raw.items():
         text = str(key) if isinstance(key, int | str) and not isinstance(key, bool) else ""
         line = value_lines.get(text, where)
         if not _VARIABLE_KEY.match(text) or int(text) > MAX_WHATSAPP_VARIABLES:
-            raise TemplateProblem(name, line, f"variable {key!r}: names are the numbers 1 to 100 of the "
-                                              "template's {{1}}, {{2}} ... placeholders")
+            raise TemplateProblem(
+                name,
+                line,
+                f"variable {key!r}: names are the numbers 1 to 100 of the "
+                "template's {{1}}, {{2}} ... placeholders",
+            )
         if text in variables:
             raise TemplateProblem(name, line, f"variable {text} is given twice")
         if not isinstance(expression, str) or not expression.strip():
-            raise TemplateProblem(name, line, f"variable {text} must be a Jinja expression such as "
-                                              "contact.first_name or facts.offer")
+            raise TemplateProblem(
+                name, line, f"variable {text} must be a Jinja expression such as contact.first_name or facts.offer"
+            )
         body = expression if ("{{" in expression or "{%" in expression) else "{{ " + expression + " }}"
         try:
             variables[text] = (env.from_string(body), line)
@@ -455,15 +503,26 @@ def _key_lines(node: yaml.Node | None) -> dict[str, int]:
 
 # -- contexts ---------------------------------------------------------------------------------------
 _SAMPLE_CONTACTS: dict[str, dict[str, str]] = {
-    "id": {"external_id": "sample-0001", "name": "Budi Santoso", "email": "budi.santoso@example.co.id",
-           "phone": "+6281234567890", "whatsapp": "+6281234567890", "country": "ID",
-           "timezone": "Asia/Jakarta"},
-    "en": {"external_id": "sample-0001", "name": "Alex Morgan", "email": "alex.morgan@example.com",
-           "phone": "+12125550123", "whatsapp": "+12125550123", "country": "US",
-           "timezone": "America/New_York"},
+    "id": {
+        "external_id": "sample-0001",
+        "name": "Budi Santoso",
+        "email": "budi.santoso@example.co.id",
+        "phone": "+6281234567890",
+        "whatsapp": "+6281234567890",
+        "country": "ID",
+        "timezone": "Asia/Jakarta",
+    },
+    "en": {
+        "external_id": "sample-0001",
+        "name": "Alex Morgan",
+        "email": "alex.morgan@example.com",
+        "phone": "+12125550123",
+        "whatsapp": "+12125550123",
+        "country": "US",
+        "timezone": "America/New_York",
+    },
 }
-_SAMPLE_SENDER = {"name": "Acme Nusantara",
-                  "address": "Jl. Jenderal Sudirman Kav. 52-53, Jakarta 12190, Indonesia"}
+_SAMPLE_SENDER = {"name": "Acme Nusantara", "address": "Jl. Jenderal Sudirman Kav. 52-53, Jakarta 12190, Indonesia"}
 _SAMPLE_UNSUBSCRIBE_URL = "https://outreach.example.com/u/sample-unsubscribe-token"
 
 
@@ -482,10 +541,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def build_context(contact: Mapping[str, Any], facts: Mapping[str, Any] | None, cadence: Mapping[str, Any],
-                  step: Mapping[str, Any], sender: Mapping[str, Any], unsubscribe_url: str) -> dict[str, Any]:
+def build_context(
+    contact: Mapping[str, Any],
+    facts: Mapping[str, Any] | None,
+    cadence: Mapping[str, Any],
+    step: Mapping[str, Any],
+    sender: Mapping[str, Any],
+    unsubscribe_url: str,
+) -> dict[str, Any]:
     """The runtime template context: contact (its fields as text, "" when unknown, plus first_name and
-    attributes), facts, cadence {id, name}, step {id}, sender {name, address}, unsubscribe_url."""
+    attributes), facts, cadence {id, name}, step {id, channel, variant}, sender {name, address},
+    unsubscribe_url. Only these keys, so a template validated with `sample_context` finds them at send time."""
     fields: dict[str, Any] = {f: _text(contact.get(f)) for f in CONTACT_FIELDS}
     fields["first_name"] = next(iter(fields["name"].split()), "")
     fields["attributes"] = dict(contact.get("attributes") or {})
@@ -493,32 +559,69 @@ def build_context(contact: Mapping[str, Any], facts: Mapping[str, Any] | None, c
         "contact": fields,
         "facts": _jsonable(dict(facts or {})),
         "cadence": {"id": _text(cadence.get("id")), "name": _text(cadence.get("name"))},
-        "step": {"id": _text(step.get("id"))},
+        "step": {key: _text(step.get(key)) for key in ("id", "channel", "variant")},
         "sender": {"name": _text(sender.get("name")), "address": _text(sender.get("address"))},
         "unsubscribe_url": unsubscribe_url,
     }
 
 
-def sample_context(cadence_id: str, cadence_name: str, facts: Mapping[str, Any] | None, step_id: str | None,
-                   *, locale: str | None) -> dict[str, Any]:
+def sample_context(
+    cadence_id: str, cadence_name: str, facts: Mapping[str, Any] | None, step_id: str | None, *, locale: str | None
+) -> dict[str, Any]:
     """A realistic context for validation and preview: a sample contact speaking the locale's language
     (Indonesian or English), no attributes, so every name a template uses must really exist."""
     candidates = locale_candidates(locale)
     persona = _SAMPLE_CONTACTS.get(candidates[-1] if candidates else "en", _SAMPLE_CONTACTS["en"])
     contact = {**persona, "locale": candidates[0] if candidates else "en", "attributes": {}}
-    return build_context(contact, facts, {"id": cadence_id, "name": cadence_name}, {"id": step_id},
-                         _SAMPLE_SENDER, _SAMPLE_UNSUBSCRIBE_URL)
+    return build_context(
+        contact,
+        facts,
+        {"id": cadence_id, "name": cadence_name},
+        {"id": step_id},
+        _SAMPLE_SENDER,
+        _SAMPLE_UNSUBSCRIBE_URL,
+    )
 
 
 # -- date filters -----------------------------------------------------------------------------------
-_DAYS = {"id": ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu"),
-         "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")}
-_MONTHS = {"id": ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September",
-                  "Oktober", "November", "Desember"),
-           "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-                  "October", "November", "December")}
-_SHORT_MONTHS = {"id": ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des"),
-                 "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")}
+_DAYS = {
+    "id": ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+_MONTHS = {
+    "id": (
+        "Januari",
+        "Februari",
+        "Maret",
+        "April",
+        "Mei",
+        "Juni",
+        "Juli",
+        "Agustus",
+        "September",
+        "Oktober",
+        "November",
+        "Desember",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+}
+_SHORT_MONTHS = {
+    "id": ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des"),
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+}
 _ID_ZONES = {7: "WIB", 8: "WITA", 9: "WIT"}
 
 
@@ -562,19 +665,20 @@ def _zone_label(moment: dt.datetime, lang: str) -> str:
 
 
 def date_long(value: Any, lang: str = "en", tz: str | None = None) -> str:
-    """"Kamis, 3 Desember 2026" / "Thursday, 3 December 2026"."""
+    """ "Kamis, 3 Desember 2026" / "Thursday, 3 December 2026"."""
     language, day = _language(lang), _moment(value, tz)
     return f"{_DAYS[language][day.weekday()]}, {day.day} {_MONTHS[language][day.month - 1]} {day.year}"
 
 
-def date_short(value: Any, lang: str = "en", tz: str | None = None) -> str:
-    """"Kam 3 Des" / "Thu 3 Dec": for SMS."""
+def date_short(value: Any, lang: str = "en", tz: str | None = None, weekday: bool = True) -> str:
+    """ "Kam 3 Des" / "Thu 3 Dec" (or "3 Des" without the weekday): for SMS and subjects."""
     language, day = _language(lang), _moment(value, tz)
-    return f"{_DAYS[language][day.weekday()][:3]} {day.day} {_SHORT_MONTHS[language][day.month - 1]}"
+    short = f"{day.day} {_SHORT_MONTHS[language][day.month - 1]}"
+    return f"{_DAYS[language][day.weekday()][:3]} {short}" if weekday else short
 
 
 def time_short(value: Any, lang: str = "en", tz: str | None = None) -> str:
-    """"10.00 WIB" / "10:00 WIB" (24-hour clock, zone abbreviation or UTC offset)."""
+    """ "10.00 WIB" / "10:00 WIB" (24-hour clock, zone abbreviation or UTC offset)."""
     language, moment = _language(lang), _moment(value, tz)
     if not isinstance(moment, dt.datetime):
         raise TypeError(f"{value!r} is a date without a time of day")
@@ -584,7 +688,7 @@ def time_short(value: Any, lang: str = "en", tz: str | None = None) -> str:
 
 
 def datetime_long(value: Any, lang: str = "en", tz: str | None = None) -> str:
-    """"Kamis, 3 Desember 2026 pukul 10.00 WIB" / "Thursday, 3 December 2026 at 10:00 WIB"."""
+    """ "Kamis, 3 Desember 2026 pukul 10.00 WIB" / "Thursday, 3 December 2026 at 10:00 WIB"."""
     language = _language(lang)
     joiner = "pukul" if language == "id" else "at"
     return f"{date_long(value, lang, tz)} {joiner} {time_short(value, lang, tz)}"

@@ -55,9 +55,7 @@ class Strict(BaseModel):
 class Window(Strict):
     """When automated sends may go out, in the contact's local time."""
 
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default_factory=lambda: list(WEEKDAYS)
-    )
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(default_factory=lambda: list(WEEKDAYS))
     hours: str = "00:00-24:00"
     skip_holidays: bool = False
 

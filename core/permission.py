@@ -52,8 +52,12 @@ def decide(f: SendFacts) -> Verdict:
     """Apply the send-time rules in order; the first that refuses names the reason."""
     if f.consent_status != "granted":
         reason = "consent_withdrawn" if f.consent_status == "withdrawn" else "no_consent"
-        return Verdict("skip", reason, f"no {f.purpose} consent for {f.channel}"
-                       + (" (withdrawn)" if f.consent_status == "withdrawn" else " on record"))
+        return Verdict(
+            "skip",
+            reason,
+            f"no {f.purpose} consent for {f.channel}"
+            + (" (withdrawn)" if f.consent_status == "withdrawn" else " on record"),
+        )
     if not f.address:
         return Verdict("skip", "address_missing", f"contact has no {f.channel} address")
     if f.address_unusable:
@@ -61,17 +65,25 @@ def decide(f: SendFacts) -> Verdict:
     if f.suppressed:
         return Verdict("skip", "suppressed", f"address suppressed: {f.suppressed}")
     if (f.windows or f.per_day or f.per_week) and f.zone is None:
-            return Verdict("defer", "no_timezone", "contact has no usable timezone; not sending at a guessed "
-                           "hour (set the contact's timezone or a single-zone country)",
-                           f.now + NO_TIMEZONE_RETRY)
+        return Verdict(
+            "defer",
+            "no_timezone",
+            "contact has no usable timezone; not sending at a guessed "
+            "hour (set the contact's timezone or a single-zone country)",
+            f.now + NO_TIMEZONE_RETRY,
+        )
     if f.windows:
         assert f.zone is not None
         opening = next_allowed(f.now, f.zone, f.windows, f.country)
         if opening is None:
             return Verdict("skip", "window_never_opens", "no allowed sending time within a year")
         if opening > f.now:
-            return Verdict("defer", "outside_window", f"outside the allowed hours; next opening "
-                           f"{opening.astimezone(f.zone).isoformat()}", opening)
+            return Verdict(
+                "defer",
+                "outside_window",
+                f"outside the allowed hours; next opening {opening.astimezone(f.zone).isoformat()}",
+                opening,
+            )
     if f.per_day is not None and f.sent_today >= f.per_day:
         assert f.zone is not None
         _, day_end = local_day_bounds(f.now, f.zone)

@@ -15,6 +15,11 @@ time is a window start, in both folds, and every UTC-offset transition) and retu
 answer is exact, and it can never be an instant ``is_allowed`` rejects. Consequences: a window opening at a
 wall-clock time that does not exist (spring-forward gap) opens at the transition, the first real instant
 after it; in the autumn overlap the first occurrence comes first.
+
+In a Temporal workflow: pass ``core`` and ``holidays`` through the sandbox (the sandbox proxies ZoneInfo
+objects created inside it, and ``holidays`` reads the clock when imported), and call the functions that
+may look up holidays under ``workflow.unsafe.sandbox_unrestricted()``: ``holidays`` loads its name
+catalogues through gettext/locale, which the sandbox refuses; the dates it returns are deterministic.
 """
 
 from __future__ import annotations
@@ -149,10 +154,12 @@ def parse_days(names: Iterable[str]) -> frozenset[int]:
 
 @functools.lru_cache(maxsize=512)
 def _holiday_dates(country: str, year: int) -> frozenset[date]:
-    """Public holidays of ``country`` in ``year``; an unknown country has none (never raises)."""
+    """Dates of the public holidays of ``country`` in ``year``; a country ``holidays`` does not know has
+    none. Only dates are kept: holiday *names* depend on the process locale, dates do not.
+    """
     try:
         return frozenset(holidays.country_holidays(country.strip().upper(), years=year).keys())
-    except (NotImplementedError, KeyError, ValueError, AttributeError):
+    except NotImplementedError:  # holidays raises it for a country it does not know
         return frozenset()
 
 

@@ -28,9 +28,12 @@ with workflow.unsafe.imports_passed_through():
     from core.model import Cadence, SendStep
 
 WORKFLOW_TYPE = "contact-cadence"
-DELIVER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
-                            maximum_interval=timedelta(minutes=10),
-                            non_retryable_error_types=["TemplateError", "configuration"])
+DELIVER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=["TemplateError", "configuration"],
+)
 BOOKKEEPING_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 
 
@@ -125,12 +128,20 @@ class ContactCadenceWorkflow:
         step = cadence.steps[s.step_index].id if cadence and s.step_index < len(cadence.steps) else None
         waiting = self._waiting
         return EnrollmentView(
-            cadence_id=cadence.id if cadence else "", contact_id=self._contact_id, status=s.status,
-            step_id=step, score=s.score, variants=s.variants, sent=s.sent, skipped=s.skipped,
+            cadence_id=cadence.id if cadence else "",
+            contact_id=self._contact_id,
+            status=s.status,
+            step_id=step,
+            score=s.score,
+            variants=s.variants,
+            sent=s.sent,
+            skipped=s.skipped,
             waiting=waiting.reason if waiting else None,
             waiting_until=waiting.until.isoformat() if waiting and waiting.until else None,
-            escalated=s.escalated, handed_off=s.handed_off,
-            open_task=vars(s.open_task) if s.open_task else None, trace=list(self._trace),
+            escalated=s.escalated,
+            handed_off=s.handed_off,
+            open_task=vars(s.open_task) if s.open_task else None,
+            trace=list(self._trace),
         )
 
     @workflow.run
@@ -142,32 +153,48 @@ class ContactCadenceWorkflow:
         profile = start.profile
         if profile is None:
             profile = await workflow.execute_activity(
-                "load-contact-profile", ProfileRequest(start.contact_id), result_type=ContactProfile,
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=BOOKKEEPING_RETRY)
-            await self._bookkeep(EnrollmentRecord(wid, cadence.id, start.contact_id, "running",
-                                                  snapshot_hash=_snapshot_hash(start.cadence)))
+                "load-contact-profile",
+                ProfileRequest(start.contact_id),
+                result_type=ContactProfile,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=BOOKKEEPING_RETRY,
+            )
+            await self._bookkeep(
+                EnrollmentRecord(
+                    wid, cadence.id, start.contact_id, "running", snapshot_hash=_snapshot_hash(start.cadence)
+                )
+            )
         self._state = start.state or EnrollmentState()
         happened: engine.Happening = engine.Started()
         while True:
             before = dict(self._state.skipped)
-            self._state, command = engine.advance(cadence, profile, self._state, happened, workflow.now())
+            # The engine is pure and deterministic, but the holiday calendars and zoneinfo it reads touch
+            # locale and file APIs the sandbox refuses; it runs unrestricted (its modules are passed through).
+            with workflow.unsafe.sandbox_unrestricted():
+                self._state, command = engine.advance(cadence, profile, self._state, happened, workflow.now())
             self._trace = [*self._trace[-199:], _describe(command, workflow.now())]
             await self._record_skips(wid, before, cadence)
             if isinstance(command, engine.Finish):
-                await self._bookkeep(EnrollmentRecord(wid, cadence.id, start.contact_id, command.status,
-                                                      command.reason))
-                return EnrollmentResult(command.status, command.reason, self._state.score,
-                                        self._state.sent, self._state.skipped)
+                await self._bookkeep(
+                    EnrollmentRecord(wid, cadence.id, start.contact_id, command.status, command.reason)
+                )
+                return EnrollmentResult(
+                    command.status, command.reason, self._state.score, self._state.sent, self._state.skipped
+                )
             if isinstance(command, engine.Send):
                 happened = await self._deliver(wid, cadence, command)
             elif isinstance(command, engine.CreateTask):
-                await self._record(wid, command.step_id, "task_opened", command.kind,
-                                   f"call task in queue '{command.queue}' (script {command.script})")
+                await self._record(
+                    wid,
+                    command.step_id,
+                    "task_opened",
+                    command.kind,
+                    f"call task in queue '{command.queue}' (script {command.script})",
+                )
                 happened = engine.TimerFired()
             else:
                 if self._should_continue_as_new():
-                    workflow.continue_as_new(EnrollmentInput(start.cadence, start.contact_id, self._state,
-                                                             profile))
+                    workflow.continue_as_new(EnrollmentInput(start.cadence, start.contact_id, self._state, profile))
                 happened = await self._wait(command)
 
     async def _wait(self, command: engine.Wait) -> engine.Happening:
@@ -193,10 +220,18 @@ class ContactCadenceWorkflow:
         step = cadence.step(command.step_id)
         assert isinstance(step, SendStep)
         request = DeliverRequest(
-            enrollment_id=wid, message_key=f"{wid}/{command.step_id}/{command.attempt}",
-            cadence_id=cadence.id, cadence_name=cadence.name, purpose=cadence.purpose,
-            contact_id=self._contact_id, step_id=command.step_id, channel=command.channel,
-            message=command.message, locale=cadence.locale, facts=cadence.facts, variant=command.variant,
+            enrollment_id=wid,
+            message_key=f"{wid}/{command.step_id}/{command.attempt}",
+            cadence_id=cadence.id,
+            cadence_name=cadence.name,
+            purpose=cadence.purpose,
+            contact_id=self._contact_id,
+            step_id=command.step_id,
+            channel=command.channel,
+            message=command.message,
+            locale=cadence.locale,
+            facts=cadence.facts,
+            variant=command.variant,
             fallback=command.fallback,
             window=cadence.window.model_dump(mode="json") if cadence.window else None,
             per_day=cadence.caps.per_day if cadence.caps else None,
@@ -204,8 +239,12 @@ class ContactCadenceWorkflow:
         )
         try:
             result = await workflow.execute_activity(
-                "deliver", request, result_type=DeliverResult, start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=DELIVER_RETRY)
+                "deliver",
+                request,
+                result_type=DeliverResult,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=DELIVER_RETRY,
+            )
         except workflow.ActivityError as err:
             reason = getattr(err.cause, "type", None) or "failed"
             return engine.SendReported(command.step_id, "failed", reason=str(reason))
@@ -220,12 +259,16 @@ class ContactCadenceWorkflow:
 
     async def _record(self, wid: str, step_id: str, decision: str, reason: str, detail: str) -> None:
         await workflow.execute_activity(
-            "record-decision", DecisionRecord(wid, self._contact_id, step_id, decision, reason, detail),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=BOOKKEEPING_RETRY)
+            "record-decision",
+            DecisionRecord(wid, self._contact_id, step_id, decision, reason, detail),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=BOOKKEEPING_RETRY,
+        )
 
     async def _bookkeep(self, record: EnrollmentRecord) -> None:
-        await workflow.execute_activity("record-enrollment", record, start_to_close_timeout=timedelta(seconds=30),
-                                        retry_policy=BOOKKEEPING_RETRY)
+        await workflow.execute_activity(
+            "record-enrollment", record, start_to_close_timeout=timedelta(seconds=30), retry_policy=BOOKKEEPING_RETRY
+        )
 
     def _should_continue_as_new(self) -> bool:
         return workflow.info().is_continue_as_new_suggested() and not self._inbox

@@ -11,7 +11,7 @@ from store.repos.consent import (
     consent_overview,
     current_consent,
 )
-from store.repos.contacts import get_contact, get_contact_by_external_id, upsert_contact
+from store.repos.contacts import get_contact, get_contact_by_external_id, lock_contact, upsert_contact
 from store.repos.decisions import decisions_for_contact, record_decision
 from store.repos.enrollments import (
     enrollment_id,
@@ -68,6 +68,7 @@ __all__ = [
     "hash_address",
     "hash_api_key",
     "list_api_keys",
+    "lock_contact",
     "mark_enrollment_ended",
     "mark_outbox_failed",
     "mark_outbox_sent",

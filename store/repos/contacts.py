@@ -57,3 +57,15 @@ def get_contact(session: Session, contact_id: str) -> Contact | None:
 def get_contact_by_external_id(session: Session, external_id: str) -> Contact | None:
     """The contact with this external id (the caller's own identifier), or None."""
     return session.scalars(select(Contact).where(Contact.external_id == external_id)).one_or_none()
+
+
+def lock_contact(session: Session, contact_id: str) -> Contact | None:
+    """The contact, locked until the transaction ends, so sends to one contact are decided one at a time.
+
+    Without it two concurrent sends (two cadences) could both count 0 sends today and both go out past a
+    per-day cap. PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite: every transaction already holds the write
+    lock (``BEGIN IMMEDIATE``), so this is a plain read there.
+    """
+    return session.scalars(
+        select(Contact).where(Contact.id == contact_id).with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()

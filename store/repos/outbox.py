@@ -38,9 +38,7 @@ def _check_fields(fields: dict[str, Any]) -> None:
 
 def get_outbox(session: Session, message_key: str) -> OutboxMessage | None:
     """The outbox row for this message key, or None."""
-    return session.scalars(
-        select(OutboxMessage).where(OutboxMessage.message_key == message_key)
-    ).one_or_none()
+    return session.scalars(select(OutboxMessage).where(OutboxMessage.message_key == message_key)).one_or_none()
 
 
 def _require(session: Session, message_key: str) -> OutboxMessage:
@@ -157,9 +155,7 @@ def count_sends(
     return int(session.scalar(query) or 0)
 
 
-def messages_for_contact(
-    session: Session, contact_id: str, *, sent_only: bool = False
-) -> list[OutboxMessage]:
+def messages_for_contact(session: Session, contact_id: str, *, sent_only: bool = False) -> list[OutboxMessage]:
     """The contact's outbox rows, oldest first; ``sent_only`` leaves out pending and failed ones."""
     query = select(OutboxMessage).where(OutboxMessage.contact_id == contact_id)
     if sent_only:

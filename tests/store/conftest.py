@@ -42,7 +42,7 @@ def _postgres_problem() -> str | None:
         with psycopg.connect(PG_URL, connect_timeout=3):
             return None
     except psycopg.Error as exc:
-        return f"PostgreSQL not reachable at {PG_URL}: {exc}".strip()
+        return f"PostgreSQL not reachable at {PG_URL}: {' '.join(str(exc).split())}"
 
 
 def require_postgres() -> None:

@@ -45,7 +45,10 @@ def test_record_keeps_all_evidence(db, contact_id) -> None:
     with db.session_factory() as s:
         r = s.get(ConsentRecord, rid)
         assert (r.method, r.notice_version, r.ip, r.source_timezone) == (
-            "web_form", "2026-01", "203.0.113.7", "Asia/Jakarta"
+            "web_form",
+            "2026-01",
+            "203.0.113.7",
+            "Asia/Jakarta",
         )
         assert r.notice_text.startswith("Saya setuju")
         assert r.occurred_at == datetime(2026, 1, 5, 16, 0, tzinfo=UTC)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
 
-from store.repos import get_contact, get_contact_by_external_id, upsert_contact
+from store.repos import get_contact, get_contact_by_external_id, lock_contact, upsert_contact
 
 
 def test_upsert_creates_then_updates_only_given_fields(db) -> None:
     ext = f"crm-{uuid.uuid4().hex}"
     with db.session_factory() as s:
         contact, created = upsert_contact(
-            s, external_id=ext, name="Siti", email="siti@example.com", phone="+628123456789", country="ID",
+            s,
+            external_id=ext,
+            name="Siti",
+            email="siti@example.com",
+            phone="+628123456789",
+            country="ID",
             attributes={"plan": "pro"},
         )
         s.commit()
@@ -28,7 +35,10 @@ def test_upsert_creates_then_updates_only_given_fields(db) -> None:
         contact = get_contact(s, first_id)
         assert contact is not None
         assert (contact.name, contact.email, contact.phone, contact.country) == (
-            "Siti", "siti@new.example", "+628123456789", "ID"
+            "Siti",
+            "siti@new.example",
+            "+628123456789",
+            "ID",
         )
         assert contact.attributes == {"plan": "pro"}
         assert contact.updated_at >= contact.created_at
@@ -40,3 +50,26 @@ def test_upsert_creates_then_updates_only_given_fields(db) -> None:
 def test_unknown_contact_field_is_an_error(session) -> None:
     with pytest.raises(TypeError, match="emial"):
         upsert_contact(session, external_id="typo", emial="x@example.com")
+
+
+def test_lock_contact_serialises_concurrent_senders(db, contact_id) -> None:
+    """A second send decision for the same contact waits for the first one's transaction (caps hold)."""
+    order: list[str] = []
+
+    def second() -> None:
+        with db.session_factory() as s:
+            assert lock_contact(s, contact_id) is not None
+            order.append("second locked")
+            s.commit()
+
+    with db.session_factory() as first:
+        assert lock_contact(first, contact_id) is not None
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.5)
+        order.append("first commits")
+        first.commit()
+    thread.join(timeout=20)
+    assert order == ["first commits", "second locked"]
+    with db.session_factory() as s:
+        assert lock_contact(s, "no-such-contact") is None

@@ -130,7 +130,7 @@ def test_lost_race_rolls_back_only_the_savepoint(db, contact_id, monkeypatch) ->
 
     monkeypatch.setattr(outbox_module, "get_outbox", stale_first_lookup)
     with db.session_factory() as s:
-        earlier, _ = claim_outbox(s, message_key=_key(contact_id, step="earlier"), **_fields(contact_id))
+        claim_outbox(s, message_key=_key(contact_id, step="earlier"), **_fields(contact_id))
         row, created = claim_outbox(s, message_key=key, **_fields(contact_id, step="lost"))
         assert (row.id, created) == (winner.id, False)
         assert calls["n"] == 2

@@ -117,15 +117,11 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(), nullable=True),
         sa.Column("as_of", sa.Date(), nullable=True),
         sa.Column("created_at", TS, nullable=False),
-        sa.CheckConstraint(
-            "channel_scope IN ('phone', 'email', 'all')", name="ck_suppressions_channel_scope"
-        ),
+        sa.CheckConstraint("channel_scope IN ('phone', 'email', 'all')", name="ck_suppressions_channel_scope"),
         sa.CheckConstraint(
             "kind IN ('global', 'list', 'registry', 'erasure', 'company_dnc')", name="ck_suppressions_kind"
         ),
-        sa.CheckConstraint(
-            "value IS NOT NULL OR value_hash IS NOT NULL", name="ck_suppressions_value_or_hash"
-        ),
+        sa.CheckConstraint("value IS NOT NULL OR value_hash IS NOT NULL", name="ck_suppressions_value_or_hash"),
         sa.PrimaryKeyConstraint("id", name="pk_suppressions"),
     )
     op.create_index("ix_suppressions_value", "suppressions", ["value"])
@@ -150,19 +146,13 @@ def upgrade() -> None:
         sa.Column("source_timezone", sa.String(), nullable=True),
         sa.Column("recorded_at", TS, nullable=False),
         sa.Column("evidence", JSON, nullable=False),
-        sa.CheckConstraint(
-            "channel IN ('email', 'sms', 'whatsapp', 'voice')", name="ck_consent_records_channel"
-        ),
+        sa.CheckConstraint("channel IN ('email', 'sms', 'whatsapp', 'voice')", name="ck_consent_records_channel"),
         sa.CheckConstraint("purpose IN ('marketing', 'sales', 'service')", name="ck_consent_records_purpose"),
         sa.CheckConstraint("status IN ('granted', 'withdrawn')", name="ck_consent_records_status"),
-        sa.ForeignKeyConstraint(
-            ["contact_id"], ["contacts.id"], name="fk_consent_records_contact_id_contacts"
-        ),
+        sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], name="fk_consent_records_contact_id_contacts"),
         sa.PrimaryKeyConstraint("id", name="pk_consent_records"),
     )
-    op.create_index(
-        "ix_consent_records_lookup", "consent_records", ["contact_id", "channel", "purpose", "occurred_at"]
-    )
+    op.create_index("ix_consent_records_lookup", "consent_records", ["contact_id", "channel", "purpose", "occurred_at"])
     _create_consent_triggers()
 
     op.create_table(
@@ -228,9 +218,7 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.Column("sent_at", TS, nullable=True),
         sa.Column("updated_at", TS, nullable=False),
-        sa.ForeignKeyConstraint(
-            ["contact_id"], ["contacts.id"], name="fk_outbox_messages_contact_id_contacts"
-        ),
+        sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], name="fk_outbox_messages_contact_id_contacts"),
         sa.PrimaryKeyConstraint("id", name="pk_outbox_messages"),
         sa.UniqueConstraint("message_key", name="uq_outbox_messages_message_key"),
     )
@@ -251,12 +239,8 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text(), nullable=True),
         sa.Column("until", TS, nullable=True),
         sa.Column("decided_at", TS, nullable=False),
-        sa.CheckConstraint(
-            "decision IN ('sent', 'deferred', 'skipped', 'failed')", name="ck_send_decisions_decision"
-        ),
-        sa.ForeignKeyConstraint(
-            ["contact_id"], ["contacts.id"], name="fk_send_decisions_contact_id_contacts"
-        ),
+        sa.CheckConstraint("decision IN ('sent', 'deferred', 'skipped', 'failed')", name="ck_send_decisions_decision"),
+        sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], name="fk_send_decisions_contact_id_contacts"),
         sa.PrimaryKeyConstraint("id", name="pk_send_decisions"),
     )
     op.create_index("ix_send_decisions_contact_decided", "send_decisions", ["contact_id", "decided_at"])

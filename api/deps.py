@@ -1,0 +1,149 @@
+"""Request dependencies: the app's services, one database transaction per call, API-key authentication.
+
+Routes are ``async`` (Temporal calls are awaited on the event loop); database work runs in a worker
+thread through ``Database.run`` so a slow query never blocks other requests. Each ``run`` is one
+transaction: it commits when the function returns and rolls back when it raises, so a failed request
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from api.problems import ProblemError
+from api.temporal_gateway import TemporalGateway
+from core.settings import Settings
+from store.repos.api_keys import verify_api_key
+
+if TYPE_CHECKING:
+    from content.cadences import Library
+
+T = TypeVar("T")
+log = logging.getLogger("omnireach.api")
+SCOPES = ("admin", "developer", "agent")
+
+
+class Database:
+    """Runs a function in one transaction on a worker thread; maps database conflicts to problems."""
+
+    def __init__(self, session_factory: sessionmaker[Session]):
+        self.session_factory = session_factory
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        return await run_in_threadpool(self._run, fn)
+
+    def _run(self, fn: Callable[[Session], T]) -> T:
+        try:
+            with self.session_factory.begin() as session:
+                return fn(session)
+        except IntegrityError as exc:
+            log.warning("event=db_conflict error=%s", type(exc.orig).__name__)
+            raise ProblemError(
+                409,
+                "the change conflicts with data written at the same time (a duplicate or "
+                "a record that no longer exists); nothing was changed, retry the "
+                "request",
+            ) from exc
+        except OperationalError as exc:
+            log.error("event=db_unavailable error=%s", type(exc.orig).__name__)
+            raise ProblemError(
+                503, "the database is unavailable or busy; nothing was changed, retry the request later"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a route needs, built once by ``create_app``."""
+
+    settings: Settings
+    db: Database
+    temporal: TemporalGateway
+    library: Library
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a named key and its scopes (the bootstrap admin key is named ``admin``)."""
+
+    name: str
+    scopes: frozenset[str]
+    key_prefix: str = ""
+    agent_id: str | None = None
+
+    def allows(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+async def authenticate(
+    request: Request,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller behind ``Authorization: Bearer <key>``, or a 401 problem saying what to send."""
+    if credentials is None:
+        header = request.headers.get("authorization")
+        detail = (
+            "missing Authorization header; send Authorization: Bearer <api key>"
+            if not header
+            else "the Authorization header must be 'Bearer <api key>' (scheme Bearer, one space, the key)"
+        )
+        raise ProblemError(401, detail, headers=_CHALLENGE)
+    token = credentials.credentials.strip()
+    admin_key = services.settings.admin_api_key
+    if admin_key and hmac.compare_digest(token.encode(), admin_key.encode()):
+        principal = Principal(name="admin", scopes=frozenset({"admin"}), key_prefix="admin")
+    else:
+        principal = await services.db.run(lambda s: _lookup(s, token))  # type: ignore[assignment]
+        if principal is None:
+            raise ProblemError(
+                401,
+                "the API key is unknown or revoked; check it was copied whole, or ask an admin for a new one",
+                headers=_CHALLENGE,
+            )
+    request.state.principal = principal
+    return principal
+
+
+def _lookup(session: Session, token: str) -> Principal | None:
+    row = verify_api_key(session, token)
+    if row is None:
+        return None
+    return Principal(name=row.name, scopes=frozenset(row.scopes or ()), key_prefix=row.prefix, agent_id=row.agent_id)
+
+
+def require(scope: str) -> Callable[..., object]:
+    """A dependency that lets through keys with ``scope`` (or admin) and answers 403 otherwise."""
+
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.allows(scope):
+            have = ", ".join(sorted(principal.scopes)) or "none"
+            raise ProblemError(
+                403,
+                f"this endpoint needs an API key with the '{scope}' (or 'admin') scope; "
+                f"the key '{principal.key_prefix}' has: {have}",
+            )
+        return principal
+
+    return check
+
+
+Developer = Annotated[Principal, Depends(require("developer"))]

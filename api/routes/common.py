@@ -1,0 +1,58 @@
+"""Helpers the routers share: finding a contact by our id or ``ext:<external_id>``."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from api.problems import ProblemError
+from api.schemas import ConsentStateOut, ContactOut
+from store.models import Contact
+from store.repos.consent import consent_overview
+from store.repos.contacts import get_contact, get_contact_by_external_id
+
+EXTERNAL_PREFIX = "ext:"
+
+
+def find_contact(session: Session, ref: str) -> Contact | None:
+    if ref.startswith(EXTERNAL_PREFIX):
+        return get_contact_by_external_id(session, ref[len(EXTERNAL_PREFIX) :])
+    return get_contact(session, ref)
+
+
+def require_contact(session: Session, ref: str, *, field: str | None = None, live: bool = False) -> Contact:
+    """The contact ``ref`` names, or a 404 problem (naming the body ``field`` when it came from one).
+
+    ``live``: an erased contact is refused with 409 (nothing may be recorded or started for it).
+    """
+    contact = find_contact(session, ref)
+    where = f"{field} " if field else ""
+    if contact is None:
+        how = (
+            "an external id must exist (create it with POST /v1/contacts)"
+            if ref.startswith(EXTERNAL_PREFIX)
+            else "use the id returned by POST /v1/contacts, or ext:<external_id>"
+        )
+        raise ProblemError(404, f"{where}{ref!r}: no such contact; {how}")
+    if live and contact.erased_at is not None:
+        raise ProblemError(
+            409,
+            f"{where}{ref!r}: this contact was erased on "
+            f"{contact.erased_at.date().isoformat()}; it can no longer be contacted",
+        )
+    return contact
+
+
+def contact_out(session: Session, contact: Contact) -> ContactOut:
+    consents = [
+        ConsentStateOut(
+            channel=channel,
+            purpose=purpose,
+            status=state.status,
+            occurred_at=state.occurred_at,
+            record_id=state.record_id,
+        )
+        for (channel, purpose), state in sorted(consent_overview(session, contact.id).items())
+        if state.status is not None and state.occurred_at is not None and state.record_id is not None
+    ]
+    out = ContactOut.model_validate(contact)
+    return out.model_copy(update={"consents": consents})

@@ -1,0 +1,114 @@
+"""The API's only door to Temporal: start an enrollment, signal an event, stop, check health.
+
+Keeping the Temporal calls here means routes deal in plain results and two exceptions: a workflow that is
+not running (``False`` / ``None``) and ``TemporalUnavailable`` (answered with 503, nothing changed).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from core.model import Cadence
+from workflows.contact_cadence import (
+    ContactCadenceWorkflow,
+    EnrollmentInput,
+    EventSignal,
+    StopSignal,
+    enrollment_id,
+)
+
+log = logging.getLogger("omnireach.api.temporal")
+DEFAULT_RPC_TIMEOUT = timedelta(seconds=10)
+HEALTH_TIMEOUT = timedelta(seconds=3)
+
+
+class TemporalUnavailable(RuntimeError):
+    """Temporal could not be reached or refused the call; the message is safe to show to the caller."""
+
+
+@dataclass(frozen=True)
+class StartedEnrollment:
+    id: str
+    run_id: str
+    started: bool  # False: the enrollment was already running and is returned as it is
+
+
+class TemporalGateway:
+    """Wraps a temporalio ``Client`` for the API (``TemporalGateway(client, settings.task_queue)``)."""
+
+    def __init__(self, client: Client, task_queue: str, *, rpc_timeout: timedelta = DEFAULT_RPC_TIMEOUT):
+        self.client = client
+        self.task_queue = task_queue
+        self.rpc_timeout = rpc_timeout
+
+    async def start_enrollment(self, cadence: Cadence, contact_id: str) -> StartedEnrollment:
+        """Start ``cadence:{cadence}:{contact}``, or return the run already going (USE_EXISTING)."""
+        workflow_id = enrollment_id(cadence.id, contact_id)
+        try:
+            handle = await self.client.start_workflow(
+                ContactCadenceWorkflow.run,
+                EnrollmentInput(cadence=cadence.snapshot(), contact_id=contact_id),
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                rpc_timeout=self.rpc_timeout,
+            )
+        except RPCError as exc:
+            raise _unavailable("start the enrollment", exc) from exc
+        run_id = handle.result_run_id or handle.first_execution_run_id or ""
+        return StartedEnrollment(workflow_id, run_id, _was_started(handle))
+
+    async def signal_event(self, workflow_id: str, signal: EventSignal) -> bool:
+        """Send an event to a running enrollment; False when it is not running (ended or never started)."""
+        try:
+            await self.client.get_workflow_handle(workflow_id).signal(
+                ContactCadenceWorkflow.event, signal, rpc_timeout=self.rpc_timeout
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise _unavailable("signal the enrollment", exc) from exc
+        return True
+
+    async def stop(self, workflow_id: str, reason: str) -> bool:
+        """Ask a running enrollment to stop; False when there is no such running workflow."""
+        try:
+            await self.client.get_workflow_handle(workflow_id).signal(
+                ContactCadenceWorkflow.stop, StopSignal(reason), rpc_timeout=self.rpc_timeout
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise _unavailable("stop the enrollment", exc) from exc
+        return True
+
+    async def healthy(self) -> bool:
+        try:
+            return await self.client.service_client.check_health(timeout=HEALTH_TIMEOUT)
+        except Exception as exc:  # any failure means "unreachable" to a health check
+            log.warning("event=temporal_health ok=false error=%s", type(exc).__name__)
+            return False
+
+
+def _was_started(handle: object) -> bool:
+    """Whether the start call created a new run (USE_EXISTING answers ``started=false`` otherwise).
+
+    temporalio keeps the server's StartWorkflowExecutionResponse on the handle but has no public accessor
+    for its ``started`` flag; without it we assume a new run (the pre-1.24-server behaviour).
+    """
+    response = getattr(handle, "_start_workflow_response", None)
+    return bool(getattr(response, "started", True))
+
+
+def _unavailable(action: str, exc: RPCError) -> TemporalUnavailable:
+    log.warning("event=temporal_error action=%r status=%s", action, getattr(exc.status, "name", exc.status))
+    return TemporalUnavailable(
+        f"could not {action}: Temporal answered {getattr(exc.status, 'name', exc.status)}"
+        f" ({exc.message}); nothing was changed, retry the same request later"
+    )
