@@ -76,6 +76,7 @@ async def _serve_forever(tasks: list[asyncio.Task]) -> None:
 
 def _api_server(settings, sessions, library, client, host: str, port: int):
     import uvicorn
+
     from api.app import create_app
     from api.temporal_gateway import TemporalGateway
 
