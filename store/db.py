@@ -83,8 +83,8 @@ def alembic_config(url: str | URL | None = None) -> Config:
     return config
 
 
-def upgrade(target: str | URL | Engine = DEFAULT_DATABASE_URL, revision: str = "head") -> None:
-    """Run the migrations up to ``revision`` on a database URL or an existing engine.
+def upgrade(target: str | URL | Engine = DEFAULT_DATABASE_URL, revision: str = "heads") -> None:
+    """Run the migrations up to ``revision`` ("heads": every branch, while parallel work adds migrations).
 
     Passing an engine keeps its connect arguments (e.g. a PostgreSQL ``search_path``) and, for SQLite, its
     pragmas.
