@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.permission_check import ADDRESS_FIELD, Reachability, check_permission
 from activities.types import DeliverRequest, DeliverResult
 from channels.base import (
     AddressUnusable,
@@ -31,19 +32,15 @@ from channels.base import (
 from core import tokens
 from core.messages import MessageCatalog, TemplateProblem, build_context
 from core.model import Window
-from core.permission import SendFacts, Verdict, decide, local_day_bounds, local_week_bounds
+from core.permission import Verdict
 from core.sms import segment_info
-from core.timewindow import resolve_timezone
 from store.models import Contact
-from store.repos import consent as consent_repo
 from store.repos import contacts as contacts_repo
 from store.repos import decisions as decision_repo
 from store.repos import outbox as outbox_repo
-from store.repos import suppressions as suppression_repo
 
 log = logging.getLogger("omnireach.deliver")
 SENT_STATES = frozenset({"sent", "delivered", "opened", "clicked", "replied"})
-ADDRESS_FIELD = {"email": "email", "sms": "phone", "voice": "phone", "whatsapp": "whatsapp"}
 WHATSAPP_SESSION = timedelta(hours=24)
 
 
@@ -136,38 +133,9 @@ class DeliveryActivities:
     def _verdict(
         self, session: Session, request: DeliverRequest, contact: Contact, channel: str, now: datetime
     ) -> Verdict:
-        address = getattr(contact, ADDRESS_FIELD[channel])
-        unusable = contact.email_unusable_reason if channel == "email" else contact.phone_unusable_reason
-        state = consent_repo.current_consent(session, contact.id, channel, request.purpose)
-        suppression = (
-            suppression_repo.find_suppression(session, channel=channel, address=address, salt=self.sender.secret_key)
-            if address
-            else None
-        )
-        zone = resolve_timezone(contact.timezone, contact.country)
-        windows = [Window.model_validate(request.window).daily()] if request.window else []
-        sent_today = sent_week = 0
-        if zone is not None and (request.per_day or request.per_week):
-            sent_today = outbox_repo.count_sends(session, contact.id, *local_day_bounds(now, zone))
-            sent_week = outbox_repo.count_sends(session, contact.id, *local_week_bounds(now, zone))
-        return decide(
-            SendFacts(
-                channel=channel,
-                purpose=request.purpose,
-                address=address,
-                address_unusable=unusable,
-                consent_status=state.status,
-                suppressed=suppression.reason if suppression else None,
-                now=now,
-                zone=zone,
-                country=contact.country,
-                windows=windows,
-                per_day=request.per_day,
-                per_week=request.per_week,
-                sent_today=sent_today,
-                sent_this_week=sent_week,
-            )
-        )
+        windows = (Window.model_validate(request.window).daily(),) if request.window else ()
+        ask = Reachability(channel, request.purpose, windows, request.per_day, request.per_week)
+        return check_permission(session, contact, ask, now, salt=self.sender.secret_key)
 
     def _build(
         self, request: DeliverRequest, contact: Contact, channel: str, now: datetime
