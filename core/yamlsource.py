@@ -2,9 +2,15 @@
 
 Marketers write cadences by hand, so every error must point at `path:line:col`. PyYAML's safe
 composer gives us nodes with marks; we build plain Python data from them ourselves, which lets us
-(1) keep a position for every key and value, (2) refuse any tag outside the YAML core schema
-(`!!python/object` and friends) and (3) refuse documents whose aliases expand without bound
-("billion laughs") before they use the memory.
+(1) keep a position for every key and value (and for every character of a text value, so an error
+inside a condition points inside it), (2) refuse any tag outside the YAML core schema
+(`!!python/object` and friends), (3) refuse documents whose aliases expand without bound ("billion
+laughs") or refer to themselves, by counting what they would expand to before expanding anything,
+and (4) treat mapping keys as the text written, so `on:` or `1:` stay "on" and "1".
+
+Problems that leave the rest of the file readable (a duplicate key, a refused tag, a merge key) are
+collected in `LocatedDocument.errors` so a marketer sees all of them at once; the affected paths are
+listed in `LocatedDocument.poisoned` so later layers do not report the same spot twice.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from dataclasses import dataclass, field
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-# A cadence has a few hundred nodes; 50k leaves room for big fact tables and stops alias bombs early.
+# A cadence has a few hundred values; 50k leaves room for big fact tables and stops alias bombs early.
 MAX_EXPANDED_NODES = 50_000
+# Cadences nest a handful of levels; deeper documents are refused before Python's recursion limit is hit.
+MAX_DEPTH = 64
 _CORE_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -28,6 +37,8 @@ _CORE_TAGS = {
     "tag:yaml.org,2002:seq",
     "tag:yaml.org,2002:map",
 }
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_BREAKS = "\n\x85\u2028\u2029"
 
 Path = tuple[str | int, ...]
 
@@ -52,9 +63,22 @@ class SourceError:
 
 
 class YamlSourceError(Exception):
+    """A document that cannot be read at all (syntax error, alias bomb, empty file)."""
+
     def __init__(self, error: SourceError):
         super().__init__(str(error))
         self.error = error
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Where a text value was written: its first character's mark and its raw source range."""
+
+    line: int  # 0-based, as PyYAML marks
+    column: int
+    start: int  # index into the source text
+    end: int
+    style: str | None  # None (plain), "'", '"', "|", ">"
 
 
 @dataclass
@@ -65,6 +89,10 @@ class LocatedDocument:
     data: object
     values: dict[Path, Position] = field(default_factory=dict)
     keys: dict[Path, Position] = field(default_factory=dict)
+    errors: list[SourceError] = field(default_factory=list)
+    poisoned: set[Path] = field(default_factory=set)
+    text: str = ""
+    spans: dict[Path, _Span] = field(default_factory=dict)
 
     def locate(self, path: Path, *, key: bool = False) -> Position:
         """The best position for `path`: the key or value itself, else its nearest written parent."""
@@ -83,74 +111,294 @@ class LocatedDocument:
         pos = self.locate(path, key=key)
         return SourceError(self.path, pos.line, pos.column, message)
 
+    def is_poisoned(self, path: Path) -> bool:
+        """Whether `path` or one of its parents already has a YAML-level error."""
+        return any(tuple(path[:n]) in self.poisoned for n in range(len(path) + 1))
 
-def _position(node: Node) -> Position:
-    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+    def position_in_text(self, path: Path, offset: int) -> Position:
+        """Where character `offset` (0-based) of the text value at `path` was written in the file.
+
+        Exact for plain and quoted single-line values and for block scalars; approximate (never
+        outside the value) for escapes such as `\\u00e9`. Falls back to the value's start.
+        """
+        span = self.spans.get(tuple(path))
+        value = _dig(self.data, path)
+        if span is None or not isinstance(value, str):
+            return self.locate(path)
+        offset = max(0, min(offset, len(value) - 1)) if value else 0
+        raw_index = _align(value, self.text, span)[offset] if value else span.start
+        return _walk(self.text, span, raw_index)
+
+
+def _dig(data: object, path: Path) -> object:
+    for part in path:
+        try:
+            data = data[part]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _align(value: str, text: str, span: _Span) -> list[int]:
+    """For each character of `value`, the index in `text` it was written at (greedy alignment).
+
+    Quotes, backslashes and whitespace in the source may be skipped to find the next character;
+    anything else that does not match (an escape sequence, a folded line break) consumes one source
+    character, so the result stays monotonic and inside the value.
+    """
+    j = span.start
+    if span.style in ("|", ">"):
+        j = text.find("\n", j, span.end) + 1 or span.start  # content starts after the indicator line
+    last = max(span.start, span.end - 1)
+    mapping: list[int] = []
+    for ch in value:
+        k = j
+        while k < span.end and text[k] != ch and (text[k] in "'\"\\" or text[k].isspace()):
+            k += 1
+        if k < span.end and text[k] == ch:
+            mapping.append(k)
+            j = k + 1
+        else:
+            mapping.append(min(j, last))
+            j += 1
+    return mapping
+
+
+def _walk(text: str, span: _Span, index: int) -> Position:
+    """Line and column of `text[index]`, counted from the span's mark with PyYAML's line-break rules."""
+    line, column = span.line, span.column
+    i = span.start
+    while i < index:
+        ch = text[i]
+        if ch in _BREAKS or (ch == "\r" and text[i + 1 : i + 2] != "\n"):
+            line, column = line + 1, 0
+        else:
+            column += 1
+        i += 1
+    return Position(line + 1, column + 1)
+
+
+class _Alias:
+    """An alias as written (`*name`): the anchored node it refers to plus where the alias itself is."""
+
+    __slots__ = ("anchor", "mark", "node")
+
+    def __init__(self, node: Node, mark: yaml.Mark, anchor: str):
+        self.node, self.mark, self.anchor = node, mark, anchor
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, except that aliases stay visible (PyYAML shares the anchored node silently)."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(AliasEvent):
+            event = self.peek_event()
+            node = super().compose_node(parent, index)
+            return _Alias(node, event.start_mark, event.anchor)
+        return super().compose_node(parent, index)
+
+
+def _position(node: Node | _Alias) -> Position:
+    mark = node.mark if isinstance(node, _Alias) else node.start_mark
+    return Position(mark.line + 1, mark.column + 1)
 
 
 class _Builder:
-    def __init__(self, doc: LocatedDocument):
+    def __init__(self, doc: LocatedDocument, collect: bool):
         self.doc = doc
-        self.count = 0
+        self.collect = collect
+        self.sizes: dict[int, int] = {}
         self.constructor = SafeConstructor()
 
-    def fail(self, node: Node, message: str) -> YamlSourceError:
+    def fatal(self, node: Node | _Alias, message: str) -> YamlSourceError:
         pos = _position(node)
         return YamlSourceError(SourceError(self.doc.path, pos.line, pos.column, message))
 
-    def build(self, node: Node, path: Path) -> object:
-        self.count += 1
-        if self.count > MAX_EXPANDED_NODES:
-            raise self.fail(
-                node,
-                f"document expands to more than {MAX_EXPANDED_NODES} values (an alias bomb?); "
-                "write the values out or use fewer nested anchors",
+    def soft(self, node: Node | _Alias, path: Path, message: str) -> None:
+        """A problem that leaves the rest readable: collect it (or raise it when not collecting)."""
+        if not self.collect:
+            raise self.fatal(node, message)
+        pos = _position(node)
+        self.doc.errors.append(SourceError(self.doc.path, pos.line, pos.column, message))
+        self.doc.poisoned.add(path)
+
+    # -- size check, before anything is expanded ---------------------------------------------------
+    def check_size(self, root: Node) -> None:
+        total = self._size(root, [], 0)
+        if total > MAX_EXPANDED_NODES:
+            culprit = self._first_big_alias(root, 0, set())
+            if culprit is not None:
+                alias, size = culprit
+                raise self.fatal(
+                    alias,
+                    f"alias *{alias.anchor} expands to {_many(size)} values, making the document larger than "
+                    f"{MAX_EXPANDED_NODES} values (an alias bomb?); write the values out or nest fewer anchors",
+                )
+            raise self.fatal(
+                root, f"the document holds more than {MAX_EXPANDED_NODES} values; split it into smaller files"
             )
-        if node.tag not in _CORE_TAGS:
-            raise self.fail(node, f"tag {node.tag!r} is not allowed; only plain YAML values are accepted")
-        self.doc.values.setdefault(path, _position(node))
-        if isinstance(node, MappingNode):
-            return self._mapping(node, path)
+
+    def _size(self, node: Node | _Alias, active: list[int], depth: int) -> int:
+        """Values `node` expands to (capped just above the limit); refuses cycles and deep nesting."""
+        if depth > MAX_DEPTH:
+            raise self.fatal(node, f"values are nested more than {MAX_DEPTH} levels deep; flatten the structure")
+        target = node.node if isinstance(node, _Alias) else node
+        if id(target) in active:
+            assert isinstance(node, _Alias)
+            raise self.fatal(
+                node, f"alias *{node.anchor} refers to a value that contains it (a loop); write the values out"
+            )
+        if id(target) in self.sizes:
+            return self.sizes[id(target)]
+        active.append(id(target))
+        total = 1
+        if isinstance(target, SequenceNode):
+            for item in target.value:
+                total += self._size(item, active, depth + 1)
+        elif isinstance(target, MappingNode):
+            for key, value in target.value:
+                total += self._size(key, active, depth + 1) + self._size(value, active, depth + 1)
+        active.pop()
+        total = min(total, MAX_EXPANDED_NODES + 1)
+        self.sizes[id(target)] = total
+        return total
+
+    def _first_big_alias(self, node: Node | _Alias, count: int, seen: set[int]) -> tuple[_Alias, int] | None:
+        """The first alias (in document order) whose expansion would push the count over the limit."""
+        if isinstance(node, _Alias):
+            size = self.sizes[id(node.node)]
+            return (node, size) if count + size > MAX_EXPANDED_NODES or size > MAX_EXPANDED_NODES else None
+        children: list[Node | _Alias] = []
         if isinstance(node, SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        assert isinstance(node, ScalarNode)
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        count += 1
+        for child in children:
+            found = self._first_big_alias(child, count, seen)
+            if found is not None:
+                return found
+            target = child.node if isinstance(child, _Alias) else child
+            count += self.sizes[id(target)]
+        return None
+
+    # -- building plain data --------------------------------------------------------------------------
+    def build(self, node: Node | _Alias, path: Path) -> object:
+        self.doc.values.setdefault(path, _position(node))
+        target = node.node if isinstance(node, _Alias) else node
+        if target.tag not in _CORE_TAGS:
+            self.soft(
+                node,
+                path,
+                f"tag '{_short_tag(target.tag)}' is not allowed: cadences hold plain values only (text, numbers, "
+                "true/false, lists, mappings); remove the tag",
+            )
+            return None
+        if isinstance(target, MappingNode):
+            return self._mapping(target, path)
+        if isinstance(target, SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(target.value)]
+        assert isinstance(target, ScalarNode)
         try:
-            value = self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(target, deep=True)
         except ConstructorError as exc:
-            raise self.fail(node, f"cannot read value: {exc.problem}") from exc
+            self.soft(node, path, f"cannot read value: {exc.problem}")
+            return None
+        if isinstance(value, str) and not isinstance(node, _Alias):
+            self.doc.spans[path] = _Span(
+                target.start_mark.line,
+                target.start_mark.column,
+                target.start_mark.index,
+                target.end_mark.index,
+                target.style,
+            )
         # Timestamps stay text: snapshots travel as JSON and templates format them as they like.
         if isinstance(value, dt.datetime | dt.date):
-            return node.value
+            return target.value
         return value
 
     def _mapping(self, node: MappingNode, path: Path) -> dict:
         result: dict = {}
+        first_seen: dict[str, Position] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise self.fail(key_node, "merge keys (<<) are not supported; write the keys out")
-            key = self.build(key_node, (*path, "<key>"))
-            if not isinstance(key, str | int | bool) or key is None:
-                raise self.fail(key_node, "mapping keys must be plain text")
-            key = str(key) if not isinstance(key, str) else key
+            key_target = key_node.node if isinstance(key_node, _Alias) else key_node
+            if key_target.tag == _MERGE_TAG:
+                self.soft(
+                    key_node,
+                    path,
+                    "merge keys (<<) are not supported; write the keys out (anchors for whole values still work)",
+                )
+                continue
+            if not isinstance(key_target, ScalarNode) or key_target.tag not in _CORE_TAGS:
+                self.soft(key_node, path, "a key must be plain text such as `name:`, not a list, mapping or tag")
+                continue
+            # The key is the text as written: `on:` stays "on" and `1:` stays "1" (YAML 1.1 would change them).
+            key = key_target.value
+            if key == "":
+                self.soft(key_node, path, "empty key; write a name before the ':'")
+                continue
             if key in result:
-                raise self.fail(key_node, f"duplicate key {key!r}")
+                first = first_seen[key]
+                self.soft(
+                    key_node,
+                    (*path, key),
+                    f"duplicate key '{key}' (first written at line {first.line}); keep only one of them",
+                )
+                continue
+            first_seen[key] = _position(key_node)
             self.doc.keys[(*path, key)] = _position(key_node)
             result[key] = self.build(value_node, (*path, key))
         return result
 
 
-def load_located(text: str, path: str) -> LocatedDocument:
-    """Parse one YAML document into plain data with positions; raise YamlSourceError when unreadable."""
-    doc = LocatedDocument(path=path, data=None)
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def _many(size: int) -> str:
+    return f"more than {MAX_EXPANDED_NODES}" if size > MAX_EXPANDED_NODES else str(size)
+
+
+def load_located(text: str, path: str, *, collect: bool = False) -> LocatedDocument:
+    """Parse one YAML document into plain data with positions.
+
+    Raises YamlSourceError when the document cannot be read at all. Problems that leave the rest
+    readable (duplicate keys, refused tags, merge keys, non-text keys) raise too unless `collect`
+    is set, in which case they are listed in `errors` and the rest of the document is kept.
+    """
+    doc = LocatedDocument(path=path, data=None, text=text)
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise YamlSourceError(SourceError(path, line, col, f"YAML syntax: {exc.problem}")) from exc
+        raise YamlSourceError(SourceError(path, line, col, _syntax_message(exc))) from exc
     except yaml.YAMLError as exc:
         raise YamlSourceError(SourceError(path, 1, 1, f"YAML error: {exc}")) from exc
+    except RecursionError as exc:
+        raise YamlSourceError(
+            SourceError(path, 1, 1, f"values are nested more than {MAX_DEPTH} levels deep; flatten the structure")
+        ) from exc
+    finally:
+        loader.dispose()
     if root is None:
         raise YamlSourceError(SourceError(path, 1, 1, "the file is empty"))
-    doc.data = _Builder(doc).build(root, ())
+    builder = _Builder(doc, collect)
+    builder.check_size(root)
+    doc.data = builder.build(root, ())
     return doc
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
+    problem = str(exc.problem or exc.context or "unreadable YAML")
+    hint = ""
+    if "'\\t'" in problem:
+        hint = "; indent with spaces, not tabs"
+    elif "found undefined alias" in problem:
+        hint = "; define the anchor (&name) before using the alias (*name)"
+    elif "mapping values are not allowed" in problem:
+        hint = "; put text containing ': ' in quotes"
+    elif "found character '@'" in problem or "found character '`'" in problem:
+        hint = "; put text starting with @ or ` in quotes"
+    return f"YAML syntax: {problem}{hint}"
