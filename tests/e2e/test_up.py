@@ -63,10 +63,19 @@ def stack(tmp_path: Path):
     }
     for name in ("TEMPORAL_ADDRESS", "OMNIREACH_DATABASE_URL", "OMNIREACH_ADMIN_API_KEY"):
         env.pop(name, None)
-    command = [str(Path(sys.executable).parent / "omnireach"), "up", "--api-port", str(api_port),
-               "--temporal-port", str(temporal_port), "--ui-port", str(ui_port)]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, bufsize=1)
+    command = [
+        str(Path(sys.executable).parent / "omnireach"),
+        "up",
+        "--api-port",
+        str(api_port),
+        "--temporal-port",
+        str(temporal_port),
+        "--ui-port",
+        str(ui_port),
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
     output = Output(process.stdout)
     try:
         yield process, output, f"http://127.0.0.1:{api_port}", temporal_port
@@ -89,17 +98,37 @@ def test_up_runs_the_demo_serves_the_api_and_stops_cleanly(stack, tmp_path):
     # The API, end to end: create a contact, record consent, enroll, see the message, end it with an event.
     headers = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as api:
-        contact = api.post("/v1/contacts", json={
-            "external_id": "e2e-1", "name": "Budi Santoso", "email": "budi@example.id",
-            "phone": "0812 3456 7891", "whatsapp": "+62 812-3456-7891", "country": "ID", "timezone": "Asia/Jakarta", "locale": "id"})
+        contact = api.post(
+            "/v1/contacts",
+            json={
+                "external_id": "e2e-1",
+                "name": "Budi Santoso",
+                "email": "budi@example.id",
+                "phone": "0812 3456 7891",
+                "whatsapp": "+62 812-3456-7891",
+                "country": "ID",
+                "timezone": "Asia/Jakarta",
+                "locale": "id",
+            },
+        )
         assert contact.status_code == 201, contact.text
         contact_id = contact.json()["id"]
         assert contact.json()["phone"] == "+6281234567891"
         for channel in ("email", "sms", "whatsapp"):
-            consent = api.post(f"/v1/contacts/{contact_id}/consents", json={
-                "channel": channel, "purpose": "service", "status": "granted", "method": "web_form",
-                "source": "https://example.id/daftar", "notice_text": "Saya setuju dihubungi.",
-                "notice_version": "2026-11", "lawful_basis": "consent", "ip": "203.0.113.7"})
+            consent = api.post(
+                f"/v1/contacts/{contact_id}/consents",
+                json={
+                    "channel": channel,
+                    "purpose": "service",
+                    "status": "granted",
+                    "method": "web_form",
+                    "source": "https://example.id/daftar",
+                    "notice_text": "Saya setuju dihubungi.",
+                    "notice_version": "2026-11",
+                    "lawful_basis": "consent",
+                    "ip": "203.0.113.7",
+                },
+            )
             assert consent.status_code == 201, consent.text
         enrolled = api.post("/v1/enrollments", json={"contact_id": contact_id, "cadence_id": "demo-welcome"})
         assert enrolled.status_code == 201, enrolled.text
@@ -109,12 +138,20 @@ def test_up_runs_the_demo_serves_the_api_and_stops_cleanly(stack, tmp_path):
         message = next(i for i in timeline if i["kind"] == "message")
         assert "Budi" in str(message), message
 
-        event = api.post("/v1/events", json={"contact_id": contact_id, "name": "email.unsubscribed",
-                                             "step_id": "welcome", "idempotency_key": "e2e-unsub-1"})
+        event = api.post(
+            "/v1/events",
+            json={
+                "contact_id": contact_id,
+                "name": "email.unsubscribed",
+                "step_id": "welcome",
+                "idempotency_key": "e2e-unsub-1",
+            },
+        )
         assert event.status_code == 201, event.text
         enrollment = f"cadence:demo-welcome:{contact_id}"
-        _wait_for_timeline(api, contact_id, lambda items: any(
-            i["kind"] == "event" and "unsubscribed" in i["summary"] for i in items))
+        _wait_for_timeline(
+            api, contact_id, lambda items: any(i["kind"] == "event" and "unsubscribed" in i["summary"] for i in items)
+        )
         assert _enrollment_status(tmp_path, enrollment, want="exited") == "exited"
 
     process.send_signal(signal.SIGINT)
