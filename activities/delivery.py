@@ -12,24 +12,29 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import sending
 from activities.permission_check import ADDRESS_FIELD, Reachability, check_permission
 from activities.types import DeliverRequest, DeliverResult
 from channels.base import (
     AddressUnusable,
     Channel,
     ConfigurationError,
+    OutcomeUnknown,
     OutgoingMessage,
     PermanentSendError,
     RecipientOptedOut,
     RetryableSendError,
     SendReceipt,
+    TemplateRequired,
 )
 from core import tokens
+from core.jurisdiction import JurisdictionPolicy
 from core.messages import MessageCatalog, TemplateProblem, build_context
 from core.model import Window
 from core.permission import Verdict
@@ -42,6 +47,7 @@ from store.repos import outbox as outbox_repo
 log = logging.getLogger("omnireach.deliver")
 SENT_STATES = frozenset({"sent", "delivered", "opened", "clicked", "replied"})
 WHATSAPP_SESSION = timedelta(hours=24)
+IN_FLIGHT = "in flight: the provider was called and no answer was recorded"
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,14 @@ class DeliveryActivities:
         catalog: MessageCatalog,
         sender: Sender,
         clock: Callable[[], datetime] | None = None,
+        policy: JurisdictionPolicy | None = None,
     ):
         self.sessions = session_factory
         self.channels = channels
         self.catalog = catalog
         self.sender = sender
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.policy = policy  # legal hours, registries (core.jurisdiction); None: the shipped defaults
 
     @activity.defn(name="deliver")
     async def deliver(self, request: DeliverRequest) -> DeliverResult:
@@ -76,10 +84,32 @@ class DeliveryActivities:
             return prepared
         message, channel = prepared
         adapter = self.channels[channel]
-        receipt = await adapter.lookup(request.message_key)  # an earlier attempt may have sent it
+        # An earlier attempt may have sent it: the console is looked up by key; a provider is asked when the
+        # outcome was unknown (a timeout after the request left), never blindly sent to again.
+        unknown, since = self._outcome_unknown(request.message_key)
+        receipt = await sending.find_earlier(adapter, message, outcome_unknown=unknown, since=since)
         if receipt is None:
-            receipt = await self._send(adapter, message, request)
+            async with sending.paced(self.sessions, adapter, message, self.clock):
+                sent = await self._send(adapter, message, request)
+            if isinstance(sent, DeliverResult):
+                return sent
+            receipt = sent
         return self._record_sent(request, channel, receipt)
+
+    def _outcome_unknown(self, message_key: str) -> tuple[bool, datetime]:
+        """Unknown: a timeout after the request left, or an attempt that died while the request was out."""
+        with self.sessions() as session:
+            row = outbox_repo.get_outbox(session, message_key)
+            if row is None:
+                return False, self.clock()
+            return row.status == "unknown" or row.error == IN_FLIGHT, row.created_at
+
+    def _note(self, message_key: str, note: str) -> None:
+        """Mark a pending row in flight (before the provider call) or refused (after a retryable refusal)."""
+        with self.sessions.begin() as session:
+            row = outbox_repo.get_outbox(session, message_key)
+            if row is not None and row.status == "pending":
+                row.error = note
 
     # -- step 1: decide and claim, in one transaction ------------------------------------------------
     def _prepare(self, request: DeliverRequest) -> DeliverResult | tuple[OutgoingMessage, str]:
@@ -96,6 +126,12 @@ class DeliveryActivities:
                 )
             # Row lock: two cadences sending to one contact at once must not both pass the frequency cap.
             contact = contacts_repo.lock_contact(session, request.contact_id)
+            if existing is not None and existing.status == "unknown" and contact is not None:
+                # Decided and possibly sent already: reconcile it as it was, without deciding again (the
+                # message itself now counts towards the caps).
+                rebuilt = self._build(request, contact, existing.channel, now)
+                template = rebuilt if isinstance(rebuilt, OutgoingMessage) else None
+                return sending.message_from_row(existing, template), existing.channel
             if contact is None or contact.erased_at is not None:
                 return self._decided(
                     session, request, request.channel, Verdict("skip", "contact_gone", "contact erased or unknown"), now
@@ -135,10 +171,10 @@ class DeliveryActivities:
     ) -> Verdict:
         windows = (Window.model_validate(request.window).daily(),) if request.window else ()
         ask = Reachability(channel, request.purpose, windows, request.per_day, request.per_week)
-        return check_permission(session, contact, ask, now, salt=self.sender.secret_key)
+        return check_permission(session, contact, ask, now, salt=self.sender.secret_key, policy=self.policy)
 
     def _build(
-        self, request: DeliverRequest, contact: Contact, channel: str, now: datetime
+        self, request: DeliverRequest, contact: Contact, channel: str, now: datetime, force_template: bool = False
     ) -> OutgoingMessage | Verdict:
         token = tokens.sign({"c": contact.id, "ch": channel, "p": request.purpose}, self.sender.secret_key)
         unsubscribe_url = f"{self.sender.public_url}/u/{token}"
@@ -152,7 +188,7 @@ class DeliveryActivities:
         )
         template_sid, variables = None, {}
         try:
-            if channel == "whatsapp" and not _in_whatsapp_session(contact, now):
+            if channel == "whatsapp" and (force_template or not _in_whatsapp_session(contact, now)):
                 approved = self.catalog.whatsapp_template(
                     request.message, context, locale=contact.locale or request.locale, variant=request.variant
                 )
@@ -222,39 +258,92 @@ class DeliveryActivities:
         )
 
     # -- step 2: the provider call ---------------------------------------------------------------------
-    async def _send(self, adapter: Channel, message: OutgoingMessage, request: DeliverRequest) -> SendReceipt:
+    async def _send(
+        self, adapter: Channel, message: OutgoingMessage, request: DeliverRequest
+    ) -> SendReceipt | DeliverResult:
+        """Call the provider; refusals become ledger entries, retries, deferrals or a loud configuration error."""
+        self._note(request.message_key, IN_FLIGHT)  # a crash from here on leaves the outcome unknown
         try:
             return await adapter.send(message)
+        except TemplateRequired as exc:
+            # WhatsApp says the 24h session is closed (63016): send the approved template instead, if any.
+            templated = self._template_instead(request, message)
+            if templated is not None:
+                return await self._send(adapter, templated, request)
+            return self._refused(adapter, message, request, exc)
+        except OutcomeUnknown as exc:
+            with self.sessions.begin() as session:
+                outbox_repo.mark_outbox_unknown(session, request.message_key, error=f"{exc.code}: {exc}")
+            log.warning("event=send_outcome_unknown key=%s provider=%s", request.message_key, adapter.name)
+            raise ApplicationError(str(exc), type=exc.code, next_retry_delay=sending.RECONCILE_AFTER) from exc
         except RetryableSendError as exc:
+            self._note(request.message_key, f"not sent: {exc.code}: {exc}")  # refused: safe to send again
+            if exc.retry_after and timedelta(seconds=exc.retry_after) >= sending.DEFER_AT_LEAST:
+                return self._back_off(request, message.channel, exc)
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
             raise ApplicationError(str(exc), type=exc.code, next_retry_delay=delay) from exc
         except (RecipientOptedOut, AddressUnusable, ConfigurationError, PermanentSendError) as exc:
-            with self.sessions.begin() as session:
-                outbox_repo.mark_outbox_failed(session, request.message_key, error=f"{exc.code}: {exc}")
-                decision_repo.record_decision(
-                    session,
-                    contact_id=request.contact_id,
-                    enrollment_id=request.enrollment_id,
-                    step_id=request.step_id,
-                    message_key=request.message_key,
-                    channel=message.channel,
-                    decision="failed",
-                    reason=exc.code,
-                    detail=str(exc),
-                    decided_at=self.clock(),
-                )
-            raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
+            return self._refused(adapter, message, request, exc)
+
+    def _refused(
+        self, adapter: Channel, message: OutgoingMessage, request: DeliverRequest, exc: PermanentSendError
+    ) -> NoReturn:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            outbox_repo.mark_outbox_failed(session, request.message_key, error=f"{exc.code}: {exc}")
+            effect = sending.record_refusal(
+                session, contact_id=request.contact_id, message=message, provider=adapter.name, exc=exc, now=now
+            )
+            sending.release_slot(session, request.message_key)
+            decision_repo.record_decision(
+                session,
+                contact_id=request.contact_id,
+                enrollment_id=request.enrollment_id,
+                step_id=request.step_id,
+                message_key=request.message_key,
+                channel=message.channel,
+                decision="failed",
+                reason=exc.code,
+                detail=str(exc) + (f" ({effect})" if effect else ""),
+                decided_at=now,
+            )
+        if isinstance(exc, ConfigurationError):  # loud: every send on this channel fails until someone fixes it
+            log.error(
+                "event=provider_configuration_error provider=%s channel=%s error=%s", adapter.name, message.channel, exc
+            )
+        raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from exc
+
+    def _template_instead(self, request: DeliverRequest, message: OutgoingMessage) -> OutgoingMessage | None:
+        if message.channel != "whatsapp" or message.template_sid:
+            return None
+        with self.sessions() as session:
+            contact = contacts_repo.get_contact(session, request.contact_id)
+            if contact is None:
+                return None
+            built = self._build(request, contact, "whatsapp", self.clock(), force_template=True)
+        return built if isinstance(built, OutgoingMessage) else None
+
+    def _back_off(self, request: DeliverRequest, channel: str, exc: RetryableSendError) -> DeliverResult:
+        """A long provider back-off (e.g. WhatsApp 131049, 24h) as a deferral the workflow waits out durably."""
+        until = self.clock() + timedelta(seconds=exc.retry_after or 0)
+        with self.sessions.begin() as session:
+            sending.release_slot(session, request.message_key)
+            return self._decided(session, request, channel, Verdict("defer", exc.code, str(exc), until), self.clock())
 
     def _record_sent(self, request: DeliverRequest, channel: str, receipt: SendReceipt) -> DeliverResult:
         now = self.clock()
+        unconfirmed = receipt.status == sending.UNCONFIRMED
+        detail = f"sent via {receipt.provider}" + _receipt_detail(receipt)
         with self.sessions.begin() as session:
-            outbox_repo.mark_outbox_sent(
-                session,
-                request.message_key,
-                provider=receipt.provider,
-                provider_message_id=receipt.provider_message_id,
-                sent_at=now,
-            )
+            if not unconfirmed:  # an unconfirmed send stays "unknown" until the provider's events say more
+                outbox_repo.mark_outbox_sent(
+                    session,
+                    request.message_key,
+                    provider=receipt.provider,
+                    provider_message_id=receipt.provider_message_id or None,
+                    sent_at=now,
+                )
+            sending.release_slot(session, request.message_key)
             decision_repo.record_decision(
                 session,
                 contact_id=request.contact_id,
@@ -263,14 +352,13 @@ class DeliveryActivities:
                 message_key=request.message_key,
                 channel=channel,
                 decision="sent",
-                reason="allowed",
-                detail=f"sent via {receipt.provider}",
+                reason="outcome_unknown" if unconfirmed else "allowed",
+                detail=detail,
                 decided_at=now,
             )
         log.info("event=sent key=%s channel=%s provider=%s", request.message_key, channel, receipt.provider)
-        return DeliverResult(
-            "sent", "allowed", f"sent via {receipt.provider}", channel, message_key=request.message_key
-        )
+        reason = "outcome_unknown" if unconfirmed else "allowed"
+        return DeliverResult("sent", reason, detail, channel, message_key=request.message_key)
 
 
 def _most_telling(verdicts: list[tuple[str, Verdict]]) -> tuple[str, Verdict]:
@@ -283,6 +371,18 @@ def _most_telling(verdicts: list[tuple[str, Verdict]]) -> tuple[str, Verdict]:
 
 def _in_whatsapp_session(contact: Contact, now: datetime) -> bool:
     return contact.last_inbound_at is not None and now - contact.last_inbound_at < WHATSAPP_SESSION
+
+
+def _receipt_detail(receipt: SendReceipt) -> str:
+    """Segments, encoding and cost estimate when the provider call reported them (SMS)."""
+    if receipt.status == sending.UNCONFIRMED:
+        return " (no answer from the provider; not sent again: its events will confirm)"
+    parts = []
+    if receipt.segments:
+        parts.append(f"{receipt.segments} segment(s) {receipt.encoding or ''}".strip())
+    if receipt.cost_estimate is not None:
+        parts.append(f"est. USD {receipt.cost_estimate:.4f}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _segments(message: OutgoingMessage) -> dict:

@@ -6,15 +6,34 @@ import json
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import Database, Services
+from api.console import router as console_router
+from api.deps import Database, Services, reject_unknown_query
+from api.idempotency import OPENAPI_PARAMETER as IDEMPOTENCY_PARAMETER
+from api.idempotency import IdempotencyMiddleware, applies
 from api.middleware import BodyLimitMiddleware, RequestLogMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from api.routes import consents, contacts, enrollments, events, health
+from api.routes import (
+    bulk,
+    cadences,
+    consents,
+    contacts,
+    data_rights,
+    enrollments,
+    events,
+    health,
+    reports,
+    sendgrid_webhooks,
+    twilio_webhooks,
+    unsubscribe,
+    webhook_subscriptions,
+)
+from api.routes.tasks import router as tasks_router
 from api.temporal_gateway import TemporalGateway
+from content.costs import load_costs
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -41,13 +60,33 @@ def create_app(
     settings: Settings, session_factory: sessionmaker[Session], temporal: TemporalGateway, library: Library
 ) -> FastAPI:
     """The API with its routes, problem handlers, body limit and request log."""
-    app = FastAPI(title="omnireach", version=_version(), description=DESCRIPTION)
-    app.state.services = Services(settings=settings, db=Database(session_factory), temporal=temporal, library=library)
+    app = FastAPI(
+        title="omnireach",
+        version=_version(),
+        description=DESCRIPTION,
+        dependencies=[Depends(reject_unknown_query)],
+    )
+    app.state.services = Services(
+        settings=settings,
+        db=Database(session_factory),
+        temporal=temporal,
+        library=library,
+        costs=load_costs(settings.costs_file),
+    )
     install_problem_handlers(app)
     for module in (health, contacts, consents, enrollments, events):
         app.include_router(module.router)
+    for module in (bulk, cadences, reports, webhook_subscriptions):
+        app.include_router(module.router)
+    app.include_router(data_rights.router)
+    app.include_router(twilio_webhooks.router)
+    app.include_router(sendgrid_webhooks.router)
+    app.include_router(unsubscribe.router, include_in_schema=False)  # a page for people, not the developer API
+    app.include_router(tasks_router)
+    app.include_router(console_router)  # the agent console: pages for people
     # Added last = outermost: the log sees every request, the body limit runs before any route.
-    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(BodyLimitMiddleware, streamed={bulk.BULK_PATH: bulk.BULK_MAX_BYTES})
     app.add_middleware(RequestLogMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -75,5 +114,23 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if "HTTPValidationError" not in json.dumps(schema.get("paths", {})):
         for name in ("HTTPValidationError", "ValidationError"):
             schema.get("components", {}).get("schemas", {}).pop(name, None)
+    _document_idempotency(schema)
     app.openapi_schema = schema
     return schema
+
+
+def _document_idempotency(schema: dict[str, Any]) -> None:
+    """Every POST the idempotency middleware covers takes the optional ``Idempotency-Key`` header, and
+    every /v1 operation may answer 422 (an unknown query parameter, see ``reject_unknown_query``)."""
+    for path, item in schema.get("paths", {}).items():
+        operation = item.get("post")
+        if operation is not None and applies("POST", path):
+            operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+        if not path.startswith("/v1/"):
+            continue
+        for op in item.values():
+            if isinstance(op, dict) and "responses" in op and "422" not in op["responses"]:
+                op["responses"]["422"] = {
+                    "description": "A query parameter is unknown or invalid; `errors` names it",
+                    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }

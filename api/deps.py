@@ -11,8 +11,8 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,8 +20,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from api.problems import ProblemError
+from api.problems import FieldError, ProblemError
 from api.temporal_gateway import TemporalGateway
+from core.reports import Costs
 from core.settings import Settings
 from store.repos.api_keys import verify_api_key
 
@@ -69,6 +70,7 @@ class Services:
     db: Database
     temporal: TemporalGateway
     library: Library
+    costs: Costs = field(default_factory=Costs)  # unit costs for reports (costs.yaml)
 
 
 @dataclass(frozen=True)
@@ -147,3 +149,32 @@ def require(scope: str) -> Callable[..., object]:
 
 
 Developer = Annotated[Principal, Depends(require("developer"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+Agent = Annotated[Principal, Depends(require("agent"))]
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """``/v1`` endpoints refuse query parameters they do not declare (a typo such as ``?cadence=`` for
+    ``?cadence_id=`` would otherwise be ignored silently and widen the answer)."""
+    if not request.url.path.startswith("/v1/"):
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    known = _query_names(dependant) if dependant is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        hint = ", ".join(sorted(known)) or "none"
+        raise ProblemError.invalid_fields(
+            [
+                FieldError(field=name, message=f"is not a query parameter here; this endpoint takes: {hint}")
+                for name in unknown
+            ]
+        )
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameter names a route declares, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names

@@ -39,9 +39,12 @@ class BodyLimitMiddleware:
     before any route code or database transaction starts: nothing changes.
     """
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES, streamed: dict[str, int] | None = None):
         self.app = app
         self.limit = limit
+        # Paths whose routes read the body as a stream (bulk uploads): only their declared Content-Length is
+        # checked here, against their own limit; the route counts the bytes it actually reads.
+        self.streamed = dict(streamed or {})
 
     def _too_large(self) -> str:
         return (
@@ -54,6 +57,17 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
+        streamed_limit = self.streamed.get(scope["path"])
+        if streamed_limit is not None:
+            if declared is not None and declared.isdigit() and int(declared) > streamed_limit:
+                detail = (
+                    f"the request body is larger than {streamed_limit // (1024 * 1024)} MB; split the file into "
+                    "several uploads (rerunning rows is safe)"
+                )
+                await _send_problem(send, 413, detail, [(b"connection", b"close")])
+                return
+            await self.app(scope, receive, send)
+            return
         if declared is not None:
             try:
                 size = int(declared)

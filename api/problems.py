@@ -214,6 +214,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "error")
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            # FastAPI's answer to a body that is not UTF-8 / not decodable: a field problem like bad JSON.
+            error = FieldError(field="body", message="is not valid UTF-8 JSON; send one JSON object as UTF-8")
+            return problem_response(422, f"body: {error.message}", errors=[error])
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no such endpoint: {request.method} {request.url.path}; see /docs for the API"
         elif exc.status_code == 405:

@@ -322,6 +322,7 @@ class TimelineItemOut(Out):
 class TimelineOut(BaseModel):
     contact_id: str
     items: list[TimelineItemOut]
+    next_cursor: str | None = Field(default=None, description="Cursor of the next page; null on the last page.")
 
 
 class DecisionOut(Out):
@@ -340,6 +341,7 @@ class DecisionOut(Out):
 class DecisionsOut(BaseModel):
     contact_id: str
     decisions: list[DecisionOut]
+    next_cursor: str | None = Field(default=None, description="Cursor of the next page; null on the last page.")
 
 
 # ---- enrollments ----------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.model import Cadence
@@ -47,18 +48,29 @@ class TemporalGateway:
         self.task_queue = task_queue
         self.rpc_timeout = rpc_timeout
 
-    async def start_enrollment(self, cadence: Cadence, contact_id: str) -> StartedEnrollment:
-        """Start ``cadence:{cadence}:{contact}``, or return the run already going (USE_EXISTING)."""
+    async def start_enrollment(
+        self, cadence: Cadence, contact_id: str, *, snapshot: dict | None = None, reenroll: bool = True
+    ) -> StartedEnrollment | None:
+        """Start ``cadence:{cadence}:{contact}``, or return the run already going (USE_EXISTING).
+
+        ``reenroll=False`` (bulk loads): an enrollment that already ran and ended is not started again;
+        the answer is then None. ``snapshot``: the cadence's snapshot, when the caller made it once for many.
+        """
         workflow_id = enrollment_id(cadence.id, contact_id)
         try:
             handle = await self.client.start_workflow(
                 ContactCadenceWorkflow.run,
-                EnrollmentInput(cadence=cadence.snapshot(), contact_id=contact_id),
+                EnrollmentInput(cadence=snapshot or cadence.snapshot(), contact_id=contact_id),
                 id=workflow_id,
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=(
+                    WorkflowIDReusePolicy.ALLOW_DUPLICATE if reenroll else WorkflowIDReusePolicy.REJECT_DUPLICATE
+                ),
                 rpc_timeout=self.rpc_timeout,
             )
+        except WorkflowAlreadyStartedError:
+            return None
         except RPCError as exc:
             raise _unavailable("start the enrollment", exc) from exc
         run_id = handle.result_run_id or handle.first_execution_run_id or ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
@@ -30,6 +31,7 @@ class SendReceipt:
     status: str = "sent"
     segments: int | None = None
     encoding: str | None = None
+    cost_estimate: float | None = None  # USD, when the adapter can estimate it (SMS: segments x price)
 
 
 class SendError(Exception):
@@ -59,6 +61,24 @@ class ConfigurationError(PermanentSendError):
     code = "configuration"
 
 
+class RecipientBlocked(PermanentSendError):
+    """The recipient blocked us on this channel (WhatsApp 63014): stop using the channel for them."""
+
+    code = "recipient_blocked"
+
+
+class TemplateRequired(PermanentSendError):
+    """Free-form WhatsApp refused outside the 24h session (63016): only an approved template may go."""
+
+    code = "whatsapp_template_required"
+
+
+class OutcomeUnknown(SendError):
+    """The request left but no answer came (read timeout): it may have been accepted. Reconcile, never resend."""
+
+    code = "outcome_unknown"
+
+
 class RetryableSendError(SendError):
     code = "retryable"
 
@@ -75,3 +95,13 @@ class Channel(Protocol):
     async def lookup(self, message_key: str) -> SendReceipt | None:
         """What the provider knows of a message we may have sent before a crash (None: never sent)."""
         ...
+
+
+class Reconciler(Protocol):
+    """Adapters that can ask their provider whether a message went out (after a timeout or a crash).
+
+    ``reconcile`` returns the receipt when the provider has the message, None when it certainly has not,
+    and raises OutcomeUnknown when the provider cannot tell (the caller then must not resend).
+    """
+
+    async def reconcile(self, message: OutgoingMessage, since: datetime) -> SendReceipt | None: ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -13,9 +15,25 @@ err = Console(stderr=True)
 
 def enroll(
     cadence_id: str = typer.Argument(..., help="Cadence id, e.g. webinar-nurture"),
-    contacts: list[str] = typer.Argument(..., help="Contact ids, or ext:<external_id>"),
+    contacts: list[str] = typer.Argument(None, help="Contact ids, or ext:<external_id>"),
+    file: Path = typer.Option(
+        None, "--file", exists=True, dir_okay=False, readable=True, help="CSV or JSONL of contacts to enroll"
+    ),
+    format: str = typer.Option(None, "--format", help="csv or jsonl (default: from the file's extension)"),
 ) -> None:
-    """Enroll contacts in a cadence (idempotent: a running enrollment is reused)."""
+    """Enroll contacts in a cadence (idempotent: a running enrollment is reused).
+
+    With --file: every row (CSV with a contact_id or external_id column, or JSONL objects with those keys)
+    is enrolled in concurrent batches with a progress bar; bad rows are reported by line and the good ones
+    kept; rerunning the file enrolls nobody twice.
+    """
+    if file is not None:
+        from cli.bulk import enroll_file, file_format
+
+        run_and_exit(enroll_file(cadence_id, file, file_format(file, format)))
+    if not contacts:
+        err.print("[red]error:[/red] name contacts to enroll, or pass --file FILE")
+        raise typer.Exit(2)
     run_and_exit(_enroll(cadence_id, contacts))
 
 

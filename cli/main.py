@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from cli import apikeys, enroll, stack
-from cli.config import load_settings
+from cli import agents, apikeys, bulk, consents, dnc, enroll, explain, lint, preview, report, simulate, stack, webhooks
+from cli.config import load_settings, read_dotenv
 from content.cadences import load_library
-from core.model import Cadence
-from core.settings import SettingsError
+from core.model import cadence_json_schema
+from core.settings import Settings, SettingsError
 
 app = typer.Typer(
     help="omnireach: permission-based outreach cadences on Temporal.",
@@ -28,6 +29,17 @@ app.command("enroll")(enroll.enroll)
 app.command("up")(stack.up)
 app.command("worker")(stack.worker)
 app.command("api")(stack.api)
+app.add_typer(consents.app, name="consents")
+app.add_typer(dnc.app, name="dnc")
+app.command("explain")(explain.explain)
+app.add_typer(bulk.contacts_app, name="contacts")
+app.command("report")(report.report)
+app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(agents.agents_app, name="agents")
+app.add_typer(agents.queues_app, name="queues")
+app.command("simulate")(simulate.simulate)
+app.command("preview")(preview.preview)
+app.command("lint")(lint.lint)
 err = Console(stderr=True)
 
 
@@ -37,10 +49,11 @@ def validate(
     templates: Path = typer.Option(None, help="Templates folder (default: templates/)"),
 ) -> None:
     """Validate cadences and every template they use; print path:line:col errors; exit 1 on any error."""
-    settings = _settings()
+    settings = _content_settings()
     library = load_library(paths or [settings.cadences_dir], templates or settings.templates_dir)
     for error in library.errors:
         print(error)
+    sys.stdout.flush()
     if library.errors:
         err.print(f"[red]{len(library.errors)} error(s)[/red]")
         raise typer.Exit(1)
@@ -57,7 +70,7 @@ def validate(
 @app.command()
 def schema(write: Path = typer.Option(None, help="Write to this file instead of printing")) -> None:
     """The JSON Schema of the cadence format, for editor completion."""
-    text = json.dumps(cadence_json_schema(), indent=2) + "\n"
+    text = json.dumps(cadence_json_schema(), indent=2, ensure_ascii=False) + "\n"
     if write:
         write.write_text(text, encoding="utf-8")
         err.print(f"wrote {write}")
@@ -65,12 +78,13 @@ def schema(write: Path = typer.Option(None, help="Write to this file instead of 
         sys.stdout.write(text)
 
 
-def cadence_json_schema() -> dict:
-    document = Cadence.model_json_schema(by_alias=True, mode="validation")
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["$id"] = "https://omnireach.dev/schemas/cadence-v1.json"
-    document["title"] = "omnireach cadence (version 1)"
-    return document
+def _content_settings():
+    """Settings for commands that only read cadences and templates: no secrets, nothing written."""
+    try:
+        return Settings.from_env({**read_dotenv(Path(".env")), **os.environ})
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
 
 @db_app.command("upgrade")

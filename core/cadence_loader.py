@@ -1,25 +1,50 @@
 """Turn cadence YAML text into a validated `Cadence`, or a complete list of `path:line:col` errors.
 
 Validation runs in layers and reports everything it finds, not just the first problem:
-YAML safety -> schema (pydantic) -> cross-references (step ids in conditions, duplicate ids) ->
-content (messages, channel templates, scripts, queues, and a sample render of every template).
+YAML safety -> schema (pydantic) -> cross-references (step ids, facts and dispositions named in
+conditions; duplicate ids) -> content (messages, channel templates, scripts, queues, and a sample
+render of every template). The content layer also runs when the schema layer found problems, on
+the steps that are valid by themselves, so one run shows a marketer every mistake in the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from core.conditions import STEP_FUNCTIONS, ConditionError, compile_condition
+from core.engine import DISPOSITIONS
 from core.messages import CHANNEL_PARTS, MessageCatalog, TemplateProblem, sample_context
-from core.model import Cadence, CallStep, SendStep
+from core.model import Cadence, CallStep, Route, SendStep, Step, WaitStep
+from core.schema_errors import schema_errors, where
+from core.template_errors import explain_template_problem
 from core.yamlsource import LocatedDocument, SourceError, YamlSourceError, load_located
 
 DEFAULT_QUEUES = frozenset({"telemarketing", "telesales"})
-_CONDITION_FIELDS = {"if", "until", "when"}
+_STEP_ADAPTER: TypeAdapter[SendStep | WaitStep | CallStep] = TypeAdapter(Step)
+
+
+@dataclass
+class ContentView:
+    """What the content layer checks: the whole cadence, or the parts of a broken one that are valid."""
+
+    cadence_id: str
+    name: str
+    locale: str
+    facts: dict[str, Any] | None  # None: facts are broken, so template renders would mislead
+    steps: list[tuple[int, SendStep | WaitStep | CallStep]]
+    routes: dict[str, Route]
+
+    @classmethod
+    def of(cls, cadence: Cadence) -> ContentView:
+        routes = {k: r for k in ("escalate", "handoff") if (r := getattr(cadence, k)) is not None}
+        return cls(
+            cadence.id, cadence.name, cadence.locale, dict(cadence.facts), list(enumerate(cadence.steps)), routes
+        )
 
 
 @dataclass
@@ -28,6 +53,7 @@ class CadenceLoad:
     cadence: Cadence | None = None
     errors: list[SourceError] = field(default_factory=list)
     document: LocatedDocument | None = None
+    partial: ContentView | None = None  # the valid parts, when the cadence as a whole is not
 
     @property
     def ok(self) -> bool:
@@ -38,24 +64,29 @@ def parse_cadence(text: str, path: str) -> CadenceLoad:
     """Schema and cross-reference validation of one cadence file (no templates needed)."""
     result = CadenceLoad(path)
     try:
-        doc = load_located(text, path)
+        doc = load_located(text, path, collect=True)
     except YamlSourceError as exc:
         result.errors.append(exc.error)
         return result
     result.document = doc
+    result.errors.extend(doc.errors)
     if not isinstance(doc.data, dict):
-        result.errors.append(doc.error((), "a cadence file must be a mapping with id, name, purpose and steps"))
+        if not doc.errors:
+            result.errors.append(
+                doc.error((), "a cadence file must be a mapping with id, name, purpose and steps (key: value lines)")
+            )
         return result
-    lines = text.splitlines()
+    cadence = None
     try:
         cadence = Cadence.model_validate(doc.data)
     except ValidationError as exc:
-        result.errors.extend(_schema_errors(exc, doc, lines))
-        cadence = None
+        result.errors.extend(e for loc, e in schema_errors(exc, doc) if not doc.is_poisoned(loc))
     result.errors.extend(_reference_errors(doc))
     if cadence is not None and not result.errors:
         result.cadence = cadence
-    result.errors.sort(key=lambda e: (e.line, e.column))
+    else:
+        result.partial = _partial_view(doc)
+    result.errors = _unique_sorted(result.errors)
     return result
 
 
@@ -65,43 +96,93 @@ def check_content(
     *,
     queues: Iterable[str] = DEFAULT_QUEUES,
     template_root: str = "templates",
+    sources: Mapping[str, str] | None = None,
 ) -> None:
-    """Messages, channel templates, scripts and queues exist; every template renders with a sample."""
-    cadence, doc = load.cadence, load.document
-    if cadence is None or doc is None:
+    """Messages, channel templates, scripts and queues exist; every template renders with a sample.
+
+    `sources` (template name -> text) lets an undefined-name error point at its column.
+    """
+    doc = load.document
+    view = ContentView.of(load.cadence) if load.cadence is not None else load.partial
+    if view is None or doc is None:
         return
-    known_queues = set(queues)
-    errors: list[SourceError] = []
-    rendered: set[tuple[str, str]] = set()
-    for index, step in enumerate(cadence.steps):
+    checker = _ContentChecker(doc, catalog, view, set(queues), template_root, sources or {})
+    for index, step in view.steps:
         here = ("steps", index)
         if isinstance(step, SendStep):
-            for channel in filter(None, (step.send, step.fallback)):
-                key = "send" if channel == step.send else "fallback"
-                if not catalog.has_channel(step.message, channel):
-                    parts = " and ".join(f"{template_root}/{step.message}/{p}" for p in _required(channel))
-                    errors.append(
-                        doc.error((*here, key), f"message '{step.message}' has no {channel} template; create {parts}")
-                    )
-                    continue
-                for name in catalog.templates_of(step.message):
-                    if (step.id, name) not in rendered and _part_channel(name) == channel:
-                        rendered.add((step.id, name))
-                        errors.extend(_render_check(catalog, name, cadence, step.id, doc, template_root))
+            checker.send_step(here, step)
         elif isinstance(step, CallStep):
-            errors.extend(_route_refs(doc, catalog, here, step.call, step.script, known_queues, "call", template_root))
-            errors.extend(_render_script(catalog, step.script, cadence, step.id, doc, here, template_root))
-    for key in ("escalate", "handoff"):
-        route = getattr(cadence, key)
-        if route is not None:
-            errors.extend(
-                _route_refs(doc, catalog, (key,), route.queue, route.script, known_queues, "queue", template_root)
-            )
-            errors.extend(_render_script(catalog, route.script, cadence, key, doc, (key,), template_root))
-    load.errors.extend(errors)
-    load.errors.sort(key=lambda e: (e.path, e.line, e.column))
+            checker.route(here, step.id or "", step.call, step.script, "call")
+    for key, route in view.routes.items():
+        checker.route((key,), key, route.queue, route.script, "queue")
+    load.errors = _unique_sorted([*load.errors, *checker.errors])
     if load.errors:
         load.cadence = None
+
+
+class _ContentChecker:
+    def __init__(
+        self,
+        doc: LocatedDocument,
+        catalog: MessageCatalog,
+        view: ContentView,
+        queues: set[str],
+        root: str,
+        sources: Mapping[str, str],
+    ):
+        self.doc, self.catalog, self.view, self.queues = doc, catalog, view, queues
+        self.root, self.sources = root.rstrip("/"), sources
+        self.errors: list[SourceError] = []
+        self.rendered: set[tuple[str, str]] = set()
+
+    def send_step(self, here: tuple, step: SendStep) -> None:
+        if not self.catalog.templates_of(step.message):
+            channels = [c for c in (step.send, step.fallback) if c]
+            files = " and ".join(f"{self.root}/{step.message}/{p}" for c in channels for p in _required(c))
+            self.errors.append(
+                self.doc.error((*here, "message"), f"message '{step.message}' not found; create {files}")
+            )
+            return
+        for channel in filter(None, (step.send, step.fallback)):
+            key = "send" if channel == step.send else "fallback"
+            missing = self.catalog.missing_parts(step.message, channel)
+            if missing:
+                files = " and ".join(f"{self.root}/{step.message}/{p}" for p in missing)
+                self.errors.append(
+                    self.doc.error((*here, key), f"message '{step.message}' has no {channel} template; create {files}")
+                )
+                continue
+            for name in self.catalog.templates_of(step.message):
+                if _part_channel(name) == channel and (step.id or "", name) not in self.rendered:
+                    self.rendered.add((step.id or "", name))
+                    self.render(name, step.id or "")
+
+    def route(self, here: tuple, step_id: str, queue: str, script: str, queue_key: str) -> None:
+        if queue not in self.queues:
+            known = ", ".join(sorted(self.queues))
+            self.errors.append(self.doc.error((*here, queue_key), f"unknown queue '{queue}'; known queues: {known}"))
+        name = f"scripts/{script}.md.j2"
+        if not self.catalog.exists(name):
+            self.errors.append(
+                self.doc.error((*here, "script"), f"call script '{script}' not found; create {self.root}/{name}")
+            )
+            return
+        for candidate in sorted(n for n in self.sources if n.startswith("scripts/") and n.endswith(f"/{script}.md.j2")):
+            self.render(candidate, step_id)  # locale overrides scripts/<locale>/<script>.md.j2
+        self.render(name, step_id)
+
+    def render(self, name: str, step_id: str) -> None:
+        view = self.view
+        if view.facts is None:
+            return  # the facts themselves are broken (reported); a render would only add noise
+        context = sample_context(view.cadence_id, view.name, view.facts, step_id, locale=view.locale)
+        try:
+            if name.endswith(".yaml"):
+                self.catalog.approved_template(name, context)
+            else:
+                self.catalog.render_template(name, context)
+        except TemplateProblem as problem:
+            self.errors.append(explain_template_problem(problem, self.root, self.sources, view.facts, view.cadence_id))
 
 
 def _required(channel: str) -> tuple[str, ...]:
@@ -117,138 +198,44 @@ def _part_channel(template_name: str) -> str | None:
     return None
 
 
-def _render_check(
-    catalog: MessageCatalog, name: str, cadence: Cadence, step_id: str, doc: LocatedDocument, root: str
-) -> list[SourceError]:
-    if name.endswith(".yaml"):
-        return []
-    context = sample_context(cadence.id, cadence.name, cadence.facts, step_id, locale=cadence.locale)
-    try:
-        catalog.render_template(name, context)
-    except TemplateProblem as problem:
-        return [SourceError(f"{root}/{problem.template}", problem.line, 1, problem.message)]
-    return []
+def _unique_sorted(errors: list[SourceError]) -> list[SourceError]:
+    """Each error once, cadence file first, then by position (a template used twice fails once)."""
+    unique = list(dict.fromkeys(errors))
+    return sorted(unique, key=lambda e: (e.path, e.line, e.column))
 
 
-def _render_script(
-    catalog: MessageCatalog, script: str, cadence: Cadence, step_id: str, doc: LocatedDocument, where: tuple, root: str
-) -> list[SourceError]:
-    name = f"scripts/{script}.md.j2"
-    if not catalog.exists(name):
-        return []  # reported by _route_refs
-    return _render_check(catalog, name, cadence, step_id, doc, root)
-
-
-def _route_refs(
-    doc: LocatedDocument,
-    catalog: MessageCatalog,
-    where: tuple,
-    queue: str,
-    script: str,
-    queues: set[str],
-    queue_key: str,
-    root: str,
-) -> list[SourceError]:
-    errors = []
-    if queue not in queues:
-        errors.append(
-            doc.error((*where, queue_key), f"unknown queue '{queue}'; known queues: {', '.join(sorted(queues))}")
-        )
-    if not catalog.exists(f"scripts/{script}.md.j2"):
-        errors.append(
-            doc.error((*where, "script"), f"call script '{script}' not found; create {root}/scripts/{script}.md.j2")
-        )
-    return errors
-
-
-def _schema_errors(exc: ValidationError, doc: LocatedDocument, lines: list[str]) -> list[SourceError]:
-    errors = []
-    for err in exc.errors(include_url=False):
-        loc = _clean_loc(err["loc"])
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            message = f"unknown key '{loc[-1]}'" + _allowed_keys_hint(doc, loc)
-            errors.append(doc.error(loc, message, key=True))
-            continue
-        if kind == "missing":
-            errors.append(doc.error(loc[:-1], f"missing required key '{loc[-1]}'"))
-            continue
-        message = _friendly(err)
-        where = ".".join(str(p) for p in loc) or "document"
-        source_error = doc.error(loc, f"{where}: {message}")
-        ctx_error = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, ConditionError):
-            source_error = _condition_position(source_error, doc, loc, lines, ctx_error)
-        errors.append(source_error)
-    return errors
-
-
-def _clean_loc(loc: tuple) -> tuple:
-    """Drop pydantic's union tags (`steps.2.send.message` -> `steps.2.message`)."""
-    cleaned = []
-    for i, part in enumerate(loc):
-        if part in ("send", "wait", "call") and i >= 2 and loc[i - 2] == "steps" and isinstance(loc[i - 1], int):
-            continue
-        cleaned.append("if" if part == "if_" else part)
-    return tuple(cleaned)
-
-
-def _allowed_keys_hint(doc: LocatedDocument, loc: tuple) -> str:
-    parent = loc[:-1]
-    allowed = {
-        (): Cadence,
-    }.get(parent)
-    if allowed is None and len(parent) == 1 and parent[0] in ("window", "caps", "escalate", "handoff"):
-        from core import model
-
-        allowed = {"window": model.Window, "caps": model.Caps, "escalate": model.Route, "handoff": model.Route}[
-            parent[0]
-        ]
-    if allowed is None and len(parent) == 2 and parent[0] == "steps":
-        return "; a step allows id, if and one of: send (message, variants, fallback), wait (until), call (script)"
-    if allowed is None:
-        return ""
-    names = [f.alias or n for n, f in allowed.model_fields.items()]
-    return f"; allowed: {', '.join(names)}"
-
-
-def _friendly(err: dict[str, Any]) -> str:
-    message = err["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        message = message.removeprefix(prefix)
-    if err["type"] == "literal_error":
-        message = message.replace("Input should be", "must be one of")
-    if err["type"] == "string_pattern_mismatch" and "a-z0-9" in str(err.get("ctx", {}).get("pattern", "")):
-        message = "use lower-case letters, digits and '-' (it must start with a letter or digit)"
-    return f"{message} (got {err['input']!r})" if not isinstance(err["input"], dict | list) else message
-
-
-def _condition_position(
-    error: SourceError, doc: LocatedDocument, loc: tuple, lines: list[str], problem: ConditionError
-) -> SourceError:
-    """Point inside the condition text, not just at its start."""
-    pos = doc.locate(loc)
-    line = lines[pos.line - 1] if 0 < pos.line <= len(lines) else ""
-    value = doc_value(doc.data, loc)
-    start = line.find(value.strip(), pos.column - 1) if isinstance(value, str) else -1
-    column = (start + problem.column) if start >= 0 else pos.column
-    where = ".".join(str(p) for p in loc)
-    return SourceError(error.path, pos.line, column, f"{where}: {problem.message}")
-
-
-def doc_value(data: Any, loc: tuple) -> Any:
-    for part in loc:
+# -- the valid parts of a broken cadence ------------------------------------------------------------
+def _partial_view(doc: LocatedDocument) -> ContentView:
+    data = doc.data if isinstance(doc.data, dict) else {}
+    steps: list[tuple[int, SendStep | WaitStep | CallStep]] = []
+    raw_steps = data.get("steps") if isinstance(data.get("steps"), list) else []
+    for index, raw in enumerate(raw_steps):
         try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
+            step = _STEP_ADAPTER.validate_python(raw)
+        except ValidationError:
+            continue
+        if step.id is None:
+            kind = next(k for k in ("send", "wait", "call") if k in raw)
+            step = step.model_copy(update={"id": f"{kind}-{index + 1}"})
+        steps.append((index, step))
+    routes: dict[str, Route] = {}
+    for key in ("escalate", "handoff"):
+        with contextlib.suppress(ValidationError):
+            routes[key] = Route.model_validate(data.get(key))
+    facts = data.get("facts", {})
+    if any(path[:1] == ("facts",) for path in doc.poisoned):
+        facts = None  # a refused value inside facts: renders would report it again, as a blank
+    text = {k: data.get(k) if isinstance(data.get(k), str) else d for k, d in (("id", "cadence"), ("name", ""))}
+    locale = data.get("locale") if isinstance(data.get("locale"), str) else "en"
+    return ContentView(text["id"], text["name"], locale, facts if isinstance(facts, dict) else None, steps, routes)
 
 
+# -- cross references -------------------------------------------------------------------------------
 def _reference_errors(doc: LocatedDocument) -> list[SourceError]:
-    """Duplicate step ids and conditions naming steps that do not exist (checked on raw data)."""
+    """Duplicate step ids, and steps, facts and dispositions named in conditions that do not exist."""
     data = doc.data if isinstance(doc.data, dict) else {}
     steps = data.get("steps") if isinstance(data.get("steps"), list) else []
+    facts = data.get("facts") if isinstance(data.get("facts"), dict) else None
     errors: list[SourceError] = []
     ids: dict[str, int] = {}
     send_ids: set[str] = set()
@@ -262,34 +249,52 @@ def _reference_errors(doc: LocatedDocument) -> list[SourceError]:
         if step_id in ids:
             errors.append(
                 doc.error(
-                    ("steps", index, "id"), f"duplicate step id '{step_id}' (first used by step {ids[step_id] + 1})"
+                    ("steps", index, "id"),
+                    f"duplicate step id '{step_id}' (first used by step {ids[step_id] + 1}); give each step its own id",
                 )
             )
         ids.setdefault(step_id, index)
         if "send" in raw:
             send_ids.add(step_id)
     for loc, text in _conditions(data, steps):
+        if doc.is_poisoned(loc):
+            continue
         try:
             condition = compile_condition(text)
-        except (ConditionError, TypeError):
+        except ConditionError:
             continue  # reported by the schema layer
-        for name in sorted(condition.steps):
-            if name not in ids:
-                known = ", ".join(sorted(send_ids)) or "none"
-                errors.append(
-                    doc.error(
-                        loc, f"{'.'.join(map(str, loc))}: condition names unknown step '{name}'; send steps: {known}"
-                    )
-                )
-            elif name not in send_ids:
-                errors.append(
-                    doc.error(
-                        loc,
-                        f"{'.'.join(map(str, loc))}: step '{name}' sends nothing, so "
-                        f"{'/'.join(STEP_FUNCTIONS)}('{name}') can never be true",
-                    )
-                )
+        for ref in condition.references:
+            problem = _reference_problem(ref.kind, ref.name, ids, send_ids, facts)
+            if problem:
+                pos = doc.position_in_text(loc, ref.column - 1)
+                errors.append(SourceError(doc.path, pos.line, pos.column, f"{where(loc)}: {problem}"))
     return errors
+
+
+def _reference_problem(
+    kind: str, name: str, ids: dict[str, int], send_ids: set[str], facts: dict[str, Any] | None
+) -> str | None:
+    if kind == "step":
+        known = ", ".join(sorted(send_ids)) or "none"
+        if name not in ids:
+            return f"condition names unknown step '{name}'; steps that send: {known}"
+        if name not in send_ids:
+            return f"step '{name}' sends nothing, so {'/'.join(STEP_FUNCTIONS)}('{name}') can never be true"
+    elif kind == "fact" and facts is not None:
+        current: Any = facts
+        walked = []
+        for part in name.split("."):
+            if not isinstance(current, dict):
+                return None  # a fact holding a value, read deeper: false at run time, not a typo we can see
+            if part not in current:
+                where = "facts." + ".".join(walked) if walked else "facts"
+                known = ", ".join(sorted(map(str, current))) or "none"
+                return f"'facts.{name}': {where} has no '{part}' (known: {known}); add it under facts: or fix the name"
+            current = current[part]
+            walked.append(part)
+    elif kind == "disposition" and name not in DISPOSITIONS:
+        return f"disposition '{name}' is never recorded; dispositions are {', '.join(sorted(DISPOSITIONS))}"
+    return None
 
 
 def _conditions(data: dict, steps: list) -> Iterable[tuple[tuple, str]]:

@@ -3,13 +3,16 @@
 Marketers write Python-like expressions (`score >= 10`, `not opened('invite')`,
 `disposition in ['qualified', 'appointment_set']`). We parse them with `ast` and accept only a
 whitelist of node types, names and functions, then evaluate the tree ourselves: nothing is ever
-passed to `eval`, attribute access is limited to the contact and facts, and every step id named
-in a function call is checked against the cadence when it is loaded.
+passed to `eval`, attribute access is limited to the contact and facts, and every step id, fact
+name and disposition a condition names is recorded with its column so the loader can check it
+against the cadence and point at it. Evaluation never raises: comparing a missing value or
+values of different types is simply false.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,21 +21,15 @@ from typing import Any, Protocol
 STEP_FUNCTIONS = ("delivered", "opened", "clicked")
 FUNCTIONS = (*STEP_FUNCTIONS, "replied", "event")
 VARIABLES = ("score", "disposition", "attempts", "contact", "facts")
-CONTACT_FIELDS = (
-    "external_id",
-    "name",
-    "email",
-    "phone",
-    "whatsapp",
-    "country",
-    "timezone",
-    "locale",
-    "attributes",
-)
+# What the engine shows conditions of a contact (core.engine.ContactProfile): no names or addresses.
+CONTACT_FIELDS = ("external_id", "country", "timezone", "locale", "attributes")
+_ADDRESS_FIELDS = ("name", "email", "phone", "whatsapp")
+MAX_LENGTH = 1000
+_EXAMPLE = "\"score >= 10 and not opened('invite')\""
 
 
 class ConditionError(ValueError):
-    """A condition that cannot be compiled; `column` is 1-based within the expression text."""
+    """A condition that cannot be compiled; `column` is 1-based within the condition text as given."""
 
     def __init__(self, message: str, column: int = 1):
         super().__init__(message)
@@ -54,6 +51,19 @@ class ConditionFacts(Protocol):
 
 
 @dataclass(frozen=True)
+class Reference:
+    """Something a condition names that the cadence must provide: kind is step, fact or disposition.
+
+    For a fact, `name` is the dotted path after `facts.` (`offer` or `prices.basic`).
+    `column` is 1-based within the condition text as given.
+    """
+
+    kind: str
+    name: str
+    column: int
+
+
+@dataclass(frozen=True)
 class Condition:
     """A compiled condition; `steps` and `events` are the step ids and event names it reads."""
 
@@ -61,39 +71,74 @@ class Condition:
     steps: frozenset[str]
     events: frozenset[str]
     _evaluate: Callable[[ConditionFacts], Any]
+    references: tuple[Reference, ...] = ()
 
     def __call__(self, view: ConditionFacts) -> bool:
         return bool(self._evaluate(view))
 
 
-_COMPARE = {
+def _ordered(a: Any, b: Any) -> bool:
+    """Ordering is defined between numbers, or between texts; anything else (None, lists) is false."""
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return True
+    return isinstance(a, str) and isinstance(b, str)
+
+
+def _contains(item: Any, container: Any) -> bool:
+    if not isinstance(container, str | list | tuple | dict):
+        return False
+    if isinstance(container, str) and not isinstance(item, str):
+        return False
+    try:
+        return item in container
+    except TypeError:  # e.g. a list looked up in a mapping
+        return False
+
+
+_COMPARE: dict[type, Callable[[Any, Any], bool]] = {
     ast.Eq: lambda a, b: a == b,
     ast.NotEq: lambda a, b: a != b,
     ast.Lt: lambda a, b: _ordered(a, b) and a < b,
     ast.LtE: lambda a, b: _ordered(a, b) and a <= b,
     ast.Gt: lambda a, b: _ordered(a, b) and a > b,
     ast.GtE: lambda a, b: _ordered(a, b) and a >= b,
-    ast.In: lambda a, b: b is not None and a in b,
-    ast.NotIn: lambda a, b: b is None or a not in b,
+    ast.In: _contains,
+    ast.NotIn: lambda a, b: not _contains(a, b),
+}
+_REFUSED = {
+    ast.Subscript: "indexing ([...]) is not allowed; read facts.<name> or contact.attributes.<name> instead",
+    ast.Lambda: "lambda is not allowed in a condition",
+    ast.ListComp: "comprehensions are not allowed in a condition",
+    ast.SetComp: "comprehensions are not allowed in a condition",
+    ast.DictComp: "comprehensions are not allowed in a condition",
+    ast.GeneratorExp: "comprehensions are not allowed in a condition",
+    ast.NamedExpr: "':=' is not allowed; a condition only reads values",
+    ast.JoinedStr: "f-strings are not allowed; write plain quoted text",
+    ast.BinOp: "arithmetic is not allowed; compare values directly, e.g. score >= 10",
+    ast.IfExp: "'x if y else z' is not allowed; combine conditions with and / or",
+    ast.Await: "'await' is not allowed in a condition",
+    ast.Starred: "'*' is not allowed in a condition",
+    ast.Dict: "mappings ({...}) are not allowed; use a list such as ['a', 'b']",
+    ast.Set: "sets ({...}) are not allowed; use a list such as ['a', 'b']",
 }
 
 
-def _ordered(a: Any, b: Any) -> bool:
-    """Ordering against a missing value (None) or across types is simply false, never an error."""
-    numbers = (int, float)
-    if isinstance(a, numbers) and isinstance(b, numbers):
-        return True
-    return type(a) is type(b) and a is not None
-
-
 class _Compiler:
-    def __init__(self, source: str):
-        self.source = source
+    def __init__(self, text: str, lead: int):
+        self.encoded = text.encode("utf-8")
+        self.lead = lead  # characters stripped from the start of the source
         self.steps: set[str] = set()
         self.events: set[str] = set()
+        self.references: list[Reference] = []
+
+    def column(self, node: ast.AST) -> int:
+        """1-based character column in the original source (ast counts UTF-8 bytes)."""
+        offset = getattr(node, "col_offset", 0) or 0
+        return self.lead + len(self.encoded[:offset].decode("utf-8", errors="ignore")) + 1
 
     def fail(self, node: ast.AST, message: str) -> ConditionError:
-        return ConditionError(message, getattr(node, "col_offset", 0) + 1)
+        return ConditionError(message, self.column(node))
 
     def compile(self, node: ast.AST) -> Callable[[ConditionFacts], Any]:
         if isinstance(node, ast.BoolOp):
@@ -104,12 +149,21 @@ class _Compiler:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             inner = self.compile(node.operand)
             return lambda v: not inner(v)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
-            value = -node.operand.value
-            return lambda v: value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            operand = node.operand
+            if not (isinstance(operand, ast.Constant) and type(operand.value) in (int, float)):
+                raise self.fail(node, "a sign (- or +) is only allowed before a number, e.g. score > -5")
+            number = -operand.value if isinstance(node.op, ast.USub) else operand.value
+            return lambda v: number
         if isinstance(node, ast.Compare):
             return self._compare(node)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str | int | float | bool | type(None)):
+        if isinstance(node, ast.Constant):
+            if type(node.value) not in (str, int, float, bool, type(None)):
+                raise self.fail(
+                    node,
+                    f"{ast.unparse(node)} is not a value a condition can use; use quoted text, a number, "
+                    "True, False or None",
+                )
             value = node.value
             return lambda v: value
         if isinstance(node, ast.List | ast.Tuple):
@@ -121,15 +175,22 @@ class _Compiler:
             return self._attribute(node)
         if isinstance(node, ast.Call):
             return self._call(node)
+        reason = _REFUSED.get(type(node))
+        if reason is not None:
+            raise self.fail(node, reason)
         raise self.fail(node, f"'{ast.unparse(node)}' is not allowed in a condition")
 
     def _compare(self, node: ast.Compare) -> Callable[[ConditionFacts], Any]:
         left = self.compile(node.left)
         pairs = []
-        for op, right in zip(node.ops, node.comparators, strict=True):
+        operands = [node.left, *node.comparators]
+        for i, (op, right) in enumerate(zip(node.ops, node.comparators, strict=True)):
             if type(op) not in _COMPARE:
-                raise self.fail(node, f"comparison '{ast.unparse(node)}' uses an operator that is not allowed")
+                word = "is" if isinstance(op, ast.Is | ast.IsNot) else "this operator"
+                raise self.fail(right, f"'{word}' is not allowed in a comparison; use ==, !=, <, <=, >, >=, in, not in")
             pairs.append((_COMPARE[type(op)], self.compile(right)))
+            self._note_dispositions(operands[i], right)
+            self._note_dispositions(right, operands[i])
 
         def evaluate(view: ConditionFacts) -> bool:
             current = left(view)
@@ -142,23 +203,31 @@ class _Compiler:
 
         return evaluate
 
+    def _note_dispositions(self, subject: ast.AST, other: ast.AST) -> None:
+        """Record the texts `disposition` is compared with, so the loader can catch typos."""
+        if not (isinstance(subject, ast.Name) and subject.id == "disposition"):
+            return
+        values = other.elts if isinstance(other, ast.List | ast.Tuple) else [other]
+        for value in values:
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                self.references.append(Reference("disposition", value.value, self.column(value) + 1))
+
     def _name(self, node: ast.Name) -> Callable[[ConditionFacts], Any]:
         name = node.id
-        if name in ("True", "False", "None"):
-            value = {"True": True, "False": False, "None": None}[name]
-            return lambda v: value
-        if name == "score":
-            return lambda v: v.score
-        if name == "disposition":
-            return lambda v: v.disposition
-        if name == "attempts":
-            return lambda v: v.attempts
+        if name in ("score", "disposition", "attempts"):
+            return lambda v: getattr(v, name)
         if name in ("contact", "facts"):
-            raise self.fail(node, f"'{name}' needs a field, e.g. {name}.country")
+            raise self.fail(node, f"'{name}' needs a field, e.g. {name}.{'country' if name == 'contact' else 'offer'}")
         if name in FUNCTIONS:
-            raise self.fail(node, f"'{name}' is a function: call it, e.g. {name}(...)")
+            raise self.fail(node, f"'{name}' is a function: call it, e.g. {_form(name)}")
+        lowered = {"true": "True", "false": "False", "none": "None", "null": "None"}.get(name.lower())
+        if lowered:
+            raise self.fail(node, f"unknown name '{name}'; write {lowered}")
         known = ", ".join(VARIABLES)
-        raise self.fail(node, f"unknown name '{name}'; conditions may use {known} and {', '.join(FUNCTIONS)}()")
+        functions = ", ".join(f"{f}()" for f in FUNCTIONS)
+        raise self.fail(
+            node, f"unknown name '{name}'; conditions may use {known} and {functions} (put text in quotes: '{name}')"
+        )
 
     def _attribute(self, node: ast.Attribute) -> Callable[[ConditionFacts], Any]:
         chain: list[str] = []
@@ -167,17 +236,25 @@ class _Compiler:
             chain.insert(0, base.attr)
             base = base.value
         if not isinstance(base, ast.Name) or base.id not in ("contact", "facts"):
-            raise self.fail(node, f"'{ast.unparse(node)}': only contact.<field> and facts.<name> can be read")
+            raise self.fail(node, f"only contact.<field> and facts.<name> can be read, not {ast.unparse(node)}")
         if any(part.startswith("_") for part in chain):
             raise self.fail(node, "names starting with '_' are not allowed")
         if base.id == "contact":
-            if chain[0] not in CONTACT_FIELDS:
-                raise self.fail(node, f"unknown contact field '{chain[0]}'; known: {', '.join(CONTACT_FIELDS)}")
-            if chain[0] == "attributes" and len(chain) != 2:
-                raise self.fail(node, "write contact.attributes.<name>")
-            if chain[0] != "attributes" and len(chain) != 1:
-                raise self.fail(node, f"contact.{chain[0]} has no fields")
+            field = chain[0]
+            if field in _ADDRESS_FIELDS:
+                raise self.fail(
+                    node,
+                    f"contact.{field} is not visible to conditions (addresses and consent are checked at send "
+                    "time); use contact.attributes.<name> for your own data",
+                )
+            if field not in CONTACT_FIELDS:
+                raise self.fail(node, f"unknown contact field '{field}'; known: {', '.join(CONTACT_FIELDS)}")
+            if field == "attributes" and len(chain) != 2:
+                raise self.fail(node, "write contact.attributes.<name>, e.g. contact.attributes.plan")
+            if field != "attributes" and len(chain) != 1:
+                raise self.fail(node, f"contact.{field} has no fields")
             return lambda v: _dig(v.contact, chain)
+        self.references.append(Reference("fact", ".".join(chain), self.column(node)))
         return lambda v: _dig(v.facts, chain)
 
     def _call(self, node: ast.Call) -> Callable[[ConditionFacts], Any]:
@@ -188,21 +265,31 @@ class _Compiler:
                 + ", ".join(f"{f}()" for f in FUNCTIONS),
             )
         name = node.func.id
-        if node.keywords:
-            raise self.fail(node, f"{name}() takes no keyword arguments")
-        wanted = 0 if name == "replied" else 1
         args = node.args
-        if len(args) != wanted or not all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in args):
-            form = "replied()" if wanted == 0 else f"{name}('{'name' if name == 'event' else 'step-id'}')"
-            raise self.fail(node, f"write {form} with a quoted text argument")
+        wanted = 0 if name == "replied" else 1
+        if (
+            node.keywords
+            or len(args) != wanted
+            or not all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in args)
+        ):
+            raise self.fail(node, f"write {_form(name)}" + (" with a quoted text argument" if wanted else ""))
         if name == "replied":
             return lambda v: v.has_event("replied")
-        arg = args[0].value
+        argument = args[0]
+        assert isinstance(argument, ast.Constant)
+        text: str = argument.value
         if name == "event":
-            self.events.add(arg)
-            return lambda v: v.has_event(arg)
-        self.steps.add(arg)
-        return lambda v: v.step_has(name, arg)
+            self.events.add(text)
+            return lambda v: v.has_event(text)
+        self.steps.add(text)
+        self.references.append(Reference("step", text, self.column(argument) + 1))  # inside the quotes
+        return lambda v: v.step_has(name, text)
+
+
+def _form(name: str) -> str:
+    if name == "replied":
+        return "replied()"
+    return f"{name}('webinar.registered')" if name == "event" else f"{name}('step-id')"
 
 
 def _dig(data: Mapping[str, Any] | None, chain: list[str]) -> Any:
@@ -214,16 +301,57 @@ def _dig(data: Mapping[str, Any] | None, chain: list[str]) -> Any:
     return current
 
 
+def _syntax_error(text: str, lead: int, exc: SyntaxError) -> ConditionError:
+    offset = exc.offset or 0
+    if offset < 1 or offset > len(text):  # the parser reached the end: something is missing
+        return ConditionError(
+            "syntax error: the condition ends too early (a value, a closing bracket or quote is missing); "
+            f"e.g. {_EXAMPLE}",
+            lead + max(len(text), 1),
+        )
+    hints = (
+        (r"&&", "write 'and' instead of '&&'"),
+        (r"\|\|", "write 'or' instead of '||'"),
+        (r"=>", "write '>=' instead of '=>'"),
+        (r"=<", "write '<=' instead of '=<'"),
+        (r"!(?!=)", "write 'not' instead of '!'"),
+        (r"(?<![=!<>])=(?!=)", "write '==' to compare"),
+    )
+    message = (exc.msg or "invalid syntax").removesuffix(".")
+    # Look for the mistake outside quoted text (same length, so positions stay right).
+    masked = re.sub(r"'[^']*'|\"[^\"]*\"", lambda m: "_" * len(m.group()), text)
+    for pattern, hint in hints:
+        found = re.search(pattern, masked)
+        if found:  # point at the mistake itself, e.g. the first '&' of '&&'
+            return ConditionError(f"syntax error: {message}; {hint}", lead + found.start() + 1)
+    return ConditionError(f"syntax error: {message}; e.g. {_EXAMPLE}", lead + offset)
+
+
 @lru_cache(maxsize=1024)
 def compile_condition(source: str) -> Condition:
     """Compile a condition or raise ConditionError with a column and a message saying how to fix it."""
     if not isinstance(source, str) or not source.strip():
-        raise ConditionError('a condition must be a non-empty expression, e.g. "score >= 10"')
-    text = source.strip()
+        raise ConditionError(f"a condition must be a non-empty expression in quotes, e.g. {_EXAMPLE}")
+    if len(source) > MAX_LENGTH:
+        raise ConditionError(f"a condition may be at most {MAX_LENGTH} characters; split the logic into steps")
+    lead = len(source) - len(source.lstrip())
+    # Line breaks (from YAML block scalars) are spaces to us; same length, so columns stay right.
+    text = re.sub(r"\s", " ", source.strip())
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ConditionError(f"syntax error in condition: {exc.msg}", exc.offset or 1) from exc
-    compiler = _Compiler(text)
-    evaluate = compiler.compile(tree.body)
-    return Condition(text, frozenset(compiler.steps), frozenset(compiler.events), evaluate)
+        raise _syntax_error(text, lead, exc) from None
+    except (ValueError, RecursionError, MemoryError):  # null bytes, lone surrogates, absurd nesting
+        raise ConditionError(f"the condition cannot be read; write an expression such as {_EXAMPLE}") from None
+    compiler = _Compiler(text, lead)
+    try:
+        evaluate = compiler.compile(tree.body)
+    except RecursionError:
+        raise ConditionError("the condition is nested too deeply; simplify it") from None
+    return Condition(
+        source.strip(),
+        frozenset(compiler.steps),
+        frozenset(compiler.events),
+        evaluate,
+        tuple(compiler.references),
+    )

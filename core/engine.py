@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, is_dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from core.durations import parse_duration
 from core.model import CHANNELS, Cadence, CallStep, Route, SendStep, WaitStep
-from core.timewindow import next_allowed, resolve_timezone
+from core.timewindow import DailyWindow, next_allowed, resolve_timezone
 
 # Dispositions and what they mean for the enrollment (SPEC section 3).
 HANDOFF_DISPOSITIONS = frozenset({"qualified", "appointment_set"})
@@ -57,6 +57,8 @@ class OpenTask:
     script: str
     sla_seconds: int
     step_id: str
+    attempt: int = 1  # 2, 3, ...: a retry of an unanswered call (no_answer / busy / voicemail)
+    due_at: str | None = None  # ISO UTC: a retry waits until then (inside the queue's calling hours)
 
 
 @dataclass
@@ -85,6 +87,32 @@ class EnrollmentState:
     pending_tasks: list[OpenTask] = field(default_factory=list)
     callback_at: str | None = None
 
+    def __deepcopy__(self, memo: dict) -> EnrollmentState:
+        # `advance` copies the state on every call; the generic deepcopy of a dataclass was half of the
+        # simulator's time. This is still a full deep copy of the plain data the state holds.
+        clone = copy.copy(self)
+        clone.__dict__.update({name: _plain_copy(value) for name, value in self.__dict__.items()})
+        return clone
+
+
+_ATOMIC = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_copy(value: Any) -> Any:
+    """Deep copy of JSON-like data and dataclasses of it; anything else falls back to copy.deepcopy."""
+    kind = type(value)
+    if kind in _ATOMIC:
+        return value
+    if kind is list:
+        return [_plain_copy(v) for v in value]
+    if kind is dict:
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        clone = copy.copy(value)
+        clone.__dict__.update({name: _plain_copy(v) for name, v in value.__dict__.items()})
+        return clone
+    return copy.deepcopy(value)
+
 
 # ---- what the engine asks the driver to do -------------------------------------------------
 @dataclass(frozen=True)
@@ -112,6 +140,7 @@ class CreateTask:
     queue: str
     script: str
     sla_seconds: int
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -151,9 +180,28 @@ class SendReported:
 
 
 @dataclass(frozen=True)
+class RetryRule:
+    """A queue's retry policy for unanswered calls: at most `max_attempts` calls in all (the first
+    included), each retry at least `spacing_seconds` after the last, and only inside `windows` (the
+    queue's calling hours, in the contact's local time)."""
+
+    max_attempts: int
+    spacing_seconds: int
+    windows: tuple[DailyWindow, ...] = ()
+
+
+@dataclass(frozen=True)
 class DispositionRecorded:
     disposition: str
     callback_at: datetime | None = None
+    retry: RetryRule | None = None  # the task's queue policy; None: no retries (nurture resumes at once)
+
+
+@dataclass(frozen=True)
+class TaskCancelled:
+    """The open call task closed without a call (no voice consent, number suppressed, ...)."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -161,7 +209,9 @@ class StopRequested:
     reason: str = "stopped"
 
 
-Happening = Started | TimerFired | EventArrived | SendReported | DispositionRecorded | StopRequested
+Happening = (
+    Started | TimerFired | EventArrived | SendReported | DispositionRecorded | TaskCancelled | StopRequested
+)
 
 
 def assign_variant(variants: Mapping[str, int], cadence_id: str, step_id: str, contact_id: str) -> str:
@@ -233,7 +283,9 @@ def _apply(
     elif isinstance(happened, SendReported):
         _on_send(state, happened)
     elif isinstance(happened, DispositionRecorded):
-        _on_disposition(cadence, contact, state, happened)
+        _on_disposition(cadence, contact, state, happened, now)
+    elif isinstance(happened, TaskCancelled):
+        _on_task_cancelled(state, happened)
     elif isinstance(happened, StopRequested) and state.status == "running":
         state.status, state.end_reason = "stopped", happened.reason
 
@@ -296,22 +348,49 @@ def _on_send(state: EnrollmentState, report: SendReported) -> None:
 
 
 def _on_disposition(
-    cadence: Cadence, contact: ContactProfile, state: EnrollmentState, result: DispositionRecorded
+    cadence: Cadence, contact: ContactProfile, state: EnrollmentState, result: DispositionRecorded, now: datetime
 ) -> None:
     task, state.open_task = state.open_task, None
     state.disposition = result.disposition
-    if task is not None and task.kind == "call":
-        state.step_index += 1  # a call step is done once its task is disposed
+    if task is not None and task.kind == "call" and task.attempt == 1:
+        state.step_index += 1  # a call step is done once its (first) task is disposed
     if result.disposition in ENDING_DISPOSITIONS:
         state.status = "completed" if result.disposition in ("won", "lost") else "exited"
         state.end_reason = ENDING_DISPOSITIONS[result.disposition]
         return
     if result.disposition in RETRY_DISPOSITIONS:
         state.attempts += 1
+        if task is not None and result.retry is not None:
+            _schedule_retry(contact, state, task, result.retry, now)
     if result.disposition == "callback" and task is not None and result.callback_at is not None:
         state.callback_at = _iso(result.callback_at)
         state.pending_tasks.append(OpenTask("callback", task.queue, task.script, task.sla_seconds, task.step_id))
     _check_routes(cadence, contact, state)
+
+
+def _schedule_retry(
+    contact: ContactProfile, state: EnrollmentState, task: OpenTask, rule: RetryRule, now: datetime
+) -> None:
+    """Queue the next call attempt, spaced and inside calling hours; after the last, nurture resumes."""
+    if task.attempt >= rule.max_attempts:
+        return
+    due: datetime | None = now + timedelta(seconds=max(0, rule.spacing_seconds))
+    zone = resolve_timezone(contact.timezone, contact.country)
+    if rule.windows and zone is not None:
+        due = next_allowed(due, zone, rule.windows, contact.country)
+    if due is None:
+        return  # the calling hours never open: no retry is possible
+    # Without a usable timezone the claim-time check refuses to call at a guessed hour, not the engine.
+    state.pending_tasks.append(
+        OpenTask(task.kind, task.queue, task.script, task.sla_seconds, task.step_id, task.attempt + 1, _iso(due))
+    )
+
+
+def _on_task_cancelled(state: EnrollmentState, cancelled: TaskCancelled) -> None:
+    task, state.open_task = state.open_task, None
+    if task is not None and task.kind == "call" and task.attempt == 1:
+        state.skipped[task.step_id] = cancelled.reason
+        state.step_index += 1
 
 
 def _next(cadence: Cadence, contact: ContactProfile, state: EnrollmentState, now: datetime) -> Command:
@@ -337,13 +416,16 @@ def _next(cadence: Cadence, contact: ContactProfile, state: EnrollmentState, now
 
 def _open_task(state: EnrollmentState, now: datetime) -> Command:
     task = state.pending_tasks[0]
+    due = _parse(task.due_at)
+    if due is not None and now < due:
+        return Wait(due, "retry_scheduled")
     callback = _parse(state.callback_at)
     if task.kind == "callback" and callback is not None and now < callback:
         return Wait(callback, "callback_scheduled")
     state.pending_tasks.pop(0)
     state.callback_at = None if task.kind == "callback" else state.callback_at
     state.open_task = task
-    return CreateTask(task.kind, task.step_id, task.queue, task.script, task.sla_seconds)
+    return CreateTask(task.kind, task.step_id, task.queue, task.script, task.sla_seconds, task.attempt)
 
 
 def _step_command(
@@ -357,9 +439,11 @@ def _step_command(
     from core.conditions import compile_condition
 
     view = _View(cadence, contact, state)
-    starting = state.wait_deadline is None and state.deferred_until is None
-    if starting and step.if_ and not compile_condition(step.if_)(view):
+    # A running wait keeps going; a deferred send is judged again when it would really go out, so a
+    # reminder "if not opened" is not sent to someone who opened during the deferral.
+    if state.wait_deadline is None and step.if_ and not compile_condition(step.if_)(view):
         state.skipped[step.id] = "condition_false"
+        state.deferred_until, state.deferrals = None, 0
         state.step_index += 1
         return None
     if isinstance(step, WaitStep):

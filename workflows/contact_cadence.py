@@ -7,6 +7,7 @@ continues-as-new when Temporal suggests it. It holds no business rules of its ow
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ChildWorkflowError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.types import (
@@ -26,6 +29,10 @@ with workflow.unsafe.imports_passed_through():
     from core import engine
     from core.engine import ContactProfile, EnrollmentState
     from core.model import Cadence, SendStep
+    from core.trace import describe
+
+from workflows import task_bridge
+from workflows.call_task import CallTaskResult, TaskDisposition, call_task_workflow_id
 
 WORKFLOW_TYPE = "contact-cadence"
 DELIVER_RETRY = RetryPolicy(
@@ -108,13 +115,18 @@ class ContactCadenceWorkflow:
         self._contact_id = ""
         self._waiting: engine.Wait | None = None
         self._trace: list[str] = []
+        self._task: workflow.ChildWorkflowHandle | None = None  # the open call task's child workflow
+        self._task_report: asyncio.Task | None = None
 
     @workflow.signal(name="event")
     def event(self, signal: EventSignal) -> None:
         self._inbox.append(engine.EventArrived(signal.name, signal.step_id, signal.event_id))
 
     @workflow.signal(name="disposition")
-    def disposition(self, signal: DispositionSignal) -> None:
+    async def disposition(self, signal: DispositionSignal) -> None:
+        if self._task is not None:  # the open call task records it and reports back with its queue's policy
+            await self._task.signal("disposition", TaskDisposition(signal.disposition, signal.callback_at))
+            return
         at = datetime.fromisoformat(signal.callback_at) if signal.callback_at else None
         self._inbox.append(engine.DispositionRecorded(signal.disposition, at))
 
@@ -172,9 +184,10 @@ class ContactCadenceWorkflow:
             # locale and file APIs the sandbox refuses; it runs unrestricted (its modules are passed through).
             with workflow.unsafe.sandbox_unrestricted():
                 self._state, command = engine.advance(cadence, profile, self._state, happened, workflow.now())
-            self._trace = [*self._trace[-199:], _describe(command, workflow.now())]
+            self._trace = [*self._trace[-199:], describe(command, workflow.now())]
             await self._record_skips(wid, before, cadence)
             if isinstance(command, engine.Finish):
+                await self._cancel_call_task()
                 await self._bookkeep(
                     EnrollmentRecord(wid, cadence.id, start.contact_id, command.status, command.reason)
                 )
@@ -184,13 +197,16 @@ class ContactCadenceWorkflow:
             if isinstance(command, engine.Send):
                 happened = await self._deliver(wid, cadence, command)
             elif isinstance(command, engine.CreateTask):
-                await self._record(
-                    wid,
-                    command.step_id,
-                    "task_opened",
-                    command.kind,
-                    f"call task in queue '{command.queue}' (script {command.script})",
-                )
+                if workflow.patched("call-task-child"):
+                    await self._open_call_task(wid, cadence, command)
+                else:  # histories from before call tasks were child workflows
+                    await self._record(
+                        wid,
+                        command.step_id,
+                        "task_opened",
+                        command.kind,
+                        f"call task in queue '{command.queue}' (script {command.script})",
+                    )
                 happened = engine.TimerFired()
             else:
                 if self._should_continue_as_new():
@@ -215,6 +231,37 @@ class ContactCadenceWorkflow:
             return self._inbox.pop(0)
         finally:
             self._waiting = None
+
+    async def _open_call_task(self, wid: str, cadence: Cadence, command: engine.CreateTask) -> None:
+        """Start the `call-task` child; its result comes back through the inbox as a disposition."""
+        task_id = str(workflow.uuid4())
+        start = task_bridge.child_input(task_id, wid, cadence, self._contact_id, command, self._state)
+        handle = await workflow.start_child_workflow(
+            "call-task",
+            start,
+            id=call_task_workflow_id(task_id),
+            result_type=CallTaskResult,
+            parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+        )
+        self._task = handle
+
+        async def report() -> None:
+            try:
+                happened = task_bridge.happening(await handle)
+            except (ChildWorkflowError, asyncio.CancelledError) as err:
+                happened = engine.TaskCancelled(f"task_ended: {getattr(err, 'cause', None) or 'cancelled'}")
+            if self._task is handle:
+                self._task = None
+            self._inbox.append(happened)
+
+        self._task_report = asyncio.create_task(report())  # the enrollment keeps running while the task is open
+
+    async def _cancel_call_task(self) -> None:
+        """The enrollment ends while a task is open: take the task off the queue before finishing."""
+        if self._task is None or self._task_report is None:
+            return
+        self._task.cancel()
+        await workflow.wait([self._task_report])
 
     async def _deliver(self, wid: str, cadence: Cadence, command: engine.Send) -> engine.SendReported:
         step = cadence.step(command.step_id)
@@ -245,7 +292,7 @@ class ContactCadenceWorkflow:
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=DELIVER_RETRY,
             )
-        except workflow.ActivityError as err:
+        except ActivityError as err:
             reason = getattr(err.cause, "type", None) or "failed"
             return engine.SendReported(command.step_id, "failed", reason=str(reason))
         until = datetime.fromisoformat(result.until) if result.until else None
@@ -271,21 +318,9 @@ class ContactCadenceWorkflow:
         )
 
     def _should_continue_as_new(self) -> bool:
-        return workflow.info().is_continue_as_new_suggested() and not self._inbox
+        return workflow.info().is_continue_as_new_suggested() and not self._inbox and self._task is None
 
 
 def _snapshot_hash(snapshot: dict) -> str:
     return hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()[:16]
 
-
-def _describe(command: engine.Command, now: datetime) -> str:
-    """One line per command: the action trace the simulator's honesty test compares."""
-    stamp = now.isoformat(timespec="seconds")
-    if isinstance(command, engine.Send):
-        return f"{stamp} send {command.step_id} {command.channel} variant={command.variant}"
-    if isinstance(command, engine.Wait):
-        until = command.until.isoformat(timespec="seconds") if command.until else "-"
-        return f"{stamp} wait {command.reason} until={until}"
-    if isinstance(command, engine.CreateTask):
-        return f"{stamp} task {command.kind} {command.queue}"
-    return f"{stamp} finish {command.status} {command.reason}"

@@ -7,16 +7,22 @@ Temporal call leaves no half-made enrollment behind.
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import Developer, ServicesDep
+from api.erasure_guard import refuse_erased
+from api.pagination import Cursor, Limit, Page, cursor_value, decode_cursor, page
 from api.problems import ProblemError, problem_responses
-from api.routes.common import require_contact
-from api.schemas import EnrollmentIn, EnrollmentOut, EnrollmentStopOut
+from api.routes.common import find_contact, require_contact
+from api.schemas import CONTACT_REF, ID_PATTERN, EnrollmentIn, EnrollmentOut, EnrollmentStopOut
 from api.temporal_gateway import TemporalUnavailable
+from store.models import Enrollment
 
 router = APIRouter(prefix="/v1/enrollments", tags=["enrollments"])
 log = logging.getLogger("omnireach.api")
@@ -49,13 +55,23 @@ async def enroll(body: EnrollmentIn, response: Response, services: ServicesDep, 
         raise ProblemError.invalid("cadence_id", f"unknown cadence {body.cadence_id!r}; known cadences: {known}")
 
     def find(session: Session) -> str:
-        return require_contact(session, body.contact_id, field="contact_id", live=True).id
+        contact = require_contact(session, body.contact_id, field="contact_id", live=True)
+        refuse_erased(
+            session,
+            salt=services.settings.secret_key,
+            email=contact.email,
+            phone=contact.phone,
+            whatsapp=contact.whatsapp,
+            what=f"contact_id {body.contact_id!r}",
+        )
+        return contact.id
 
     contact_id = await services.db.run(find)
     try:
         started = await services.temporal.start_enrollment(cadence, contact_id)
     except TemporalUnavailable as exc:
         raise ProblemError(503, f"the enrollment was not started: {exc}") from exc
+    assert started is not None  # reenroll=True never refuses
     if not started.started:
         response.status_code = status.HTTP_200_OK
     log.info("event=enrollment_requested enrollment=%s run=%s started=%s", started.id, started.run_id, started.started)
@@ -91,3 +107,58 @@ async def stop(enrollment_ref: EnrollmentRef, services: ServicesDep, _: Develope
         )
     log.info("event=enrollment_stop_requested enrollment=%s", enrollment_ref)
     return EnrollmentStopOut(id=enrollment_ref, reason=STOP_REASON)
+
+
+class EnrollmentRecordOut(BaseModel):
+    """An enrollment as recorded by its workflow (the first activity writes it; the last one ends it)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    cadence_id: str
+    contact_id: str
+    status: Literal["running", "completed", "exited", "stopped", "failed"]
+    started_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+
+
+@router.get(
+    "",
+    response_model=Page[EnrollmentRecordOut],
+    summary="List enrollments",
+    responses=problem_responses(401, 403, 422, 500),
+)
+async def list_enrollments(
+    services: ServicesDep,
+    _: Developer,
+    cadence_id: Annotated[str | None, Query(pattern=ID_PATTERN, description="Only this cadence.")] = None,
+    contact_id: Annotated[str | None, Query(max_length=300, description=CONTACT_REF)] = None,
+    status_: Annotated[
+        Literal["running", "completed", "exited", "stopped", "failed"] | None,
+        Query(alias="status", description="Only enrollments in this state."),
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[EnrollmentRecordOut]:
+    """Enrollments by id, filtered; pass `next_cursor` back as `cursor` for the next page. An unknown
+    contact gives an empty list."""
+    after = cursor_value(decode_cursor(cursor), "id", str)
+
+    def work(session: Session) -> list[Enrollment]:
+        query = select(Enrollment).order_by(Enrollment.id).limit(limit + 1)
+        if after is not None:
+            query = query.where(Enrollment.id > after)
+        if cadence_id is not None:
+            query = query.where(Enrollment.cadence_id == cadence_id)
+        if status_ is not None:
+            query = query.where(Enrollment.status == status_)
+        if contact_id is not None:
+            contact = find_contact(session, contact_id)
+            if contact is None:
+                return []
+            query = query.where(Enrollment.contact_id == contact.id)
+        return list(session.scalars(query))
+
+    rows = await services.db.run(work)
+    return page(rows, limit, lambda r: {"id": r.id}, EnrollmentRecordOut.model_validate)

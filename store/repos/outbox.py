@@ -83,6 +83,7 @@ def mark_outbox_sent(
     _check_fields(extra)
     row = _require(session, message_key)
     extra.setdefault("sent_at", utcnow())
+    extra.setdefault("error", None)  # an in-flight or earlier refusal note no longer applies
     for name, value in extra.items():
         setattr(row, name, value)
     row.provider = provider

@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowHandle
 from channels.base import Channel
 from channels.console import ConsoleChannel
 from core.cadence_loader import check_content, parse_cadence
+from core.jurisdiction import JurisdictionPolicy, permissive_policy
 from core.messages import MessageCatalog
 from core.model import Cadence
 from core.settings import Settings
@@ -49,6 +50,9 @@ class Harness:
     tmp_path: Path
     templates: dict[str, str] = field(default_factory=lambda: dict(TEMPLATES))
     channel_wrapper: type | None = None
+    # Legal hours and registries are the permission engine's tests' business (tests/workflows/test_stop_*,
+    # test_permission_*): elsewhere only the cadence's own window applies, so virtual "now" is never illegal.
+    policy: JurisdictionPolicy = field(default_factory=permissive_policy)
 
     def __post_init__(self) -> None:
         engine = make_engine(f"sqlite:///{self.tmp_path / 'omnireach.db'}")
@@ -65,6 +69,7 @@ class Harness:
             self.catalog,
             channels=dict.fromkeys(("email", "sms", "whatsapp", "voice"), channel),
             clock=scheduled_time,
+            policy=self.policy,
         )
         self.worker = build_worker(self.client, self.settings, activities, task_queue=self.task_queue)
 

@@ -51,6 +51,14 @@ async def harness(time_skipping_env: WorkflowEnvironment, tmp_path):
         yield h
 
 
+@pytest.fixture
+async def calendar_harness(fresh_time_skipping_env: WorkflowEnvironment, tmp_path):
+    """For tests whose expectations depend on the calendar: a server whose clock starts today."""
+    h = Harness(fresh_time_skipping_env.client, tmp_path)
+    async with h.worker:
+        yield h
+
+
 async def test_multi_day_cadence_sends_each_step_at_its_virtual_time(harness, time_skipping_env):
     cadence = harness.cadence(NURTURE)
     contact = harness.contact()
@@ -137,11 +145,11 @@ def _next_dst_change(zone: ZoneInfo, start: datetime) -> datetime:
     return day
 
 
-async def test_window_follows_new_york_local_time_across_a_dst_change(harness, time_skipping_env):
+async def test_window_follows_new_york_local_time_across_a_dst_change(calendar_harness, fresh_time_skipping_env):
     new_york = ZoneInfo("America/New_York")
-    t0 = await time_skipping_env.get_current_time()
+    t0 = await fresh_time_skipping_env.get_current_time()
     weeks = (_next_dst_change(new_york, t0) - t0).days // 7 + 2
-    cadence = harness.cadence(f"""
+    cadence = calendar_harness.cadence(f"""
     id: t-dst
     name: DST test
     purpose: marketing
@@ -156,10 +164,10 @@ async def test_window_follows_new_york_local_time_across_a_dst_change(harness, t
         send: email
         message: reminder
     """)
-    contact = harness.contact(timezone="America/New_York", country="US")
-    await (await harness.start(cadence, contact)).result()
+    contact = calendar_harness.contact(timezone="America/New_York", country="US")
+    await (await calendar_harness.start(cadence, contact)).result()
 
-    first, second = harness.sent(contact)
+    first, second = calendar_harness.sent(contact)
     for message in (first, second):
         local = message.sent_at.astimezone(new_york)
         assert time(9, 0) <= local.time() < time(10, 0), local
@@ -168,9 +176,9 @@ async def test_window_follows_new_york_local_time_across_a_dst_change(harness, t
     assert close(second.sent_at, opening, tolerance=timedelta(seconds=1))  # deferred to 09:00 in the new offset
 
 
-async def test_public_holiday_is_skipped_when_the_window_says_so(harness, time_skipping_env):
+async def test_public_holiday_is_skipped_when_the_window_says_so(calendar_harness, fresh_time_skipping_env):
     jakarta = ZoneInfo("Asia/Jakarta")
-    t0 = await time_skipping_env.get_current_time()
+    t0 = await fresh_time_skipping_env.get_current_time()
     today = t0.astimezone(jakarta).date()
     calendar = holidays.country_holidays("ID", years=[today.year, today.year + 1, today.year + 2])
     holiday = min(d for d in calendar if d > today + timedelta(days=1) and d.weekday() < 5)
@@ -178,13 +186,13 @@ async def test_public_holiday_is_skipped_when_the_window_says_so(harness, time_s
     while expected_day in calendar:
         expected_day += timedelta(days=7)
     days_before = (holiday - today).days - 1
-    cadence = harness.cadence(
+    cadence = calendar_harness.cadence(
         _windowed([WEEKDAYS[holiday.weekday()]], "09:00-17:00", skip_holidays=True, wait=f"{days_before}d")
     )
-    contact = harness.contact(timezone="Asia/Jakarta")
-    await (await harness.start(cadence, contact)).result()
+    contact = calendar_harness.contact(timezone="Asia/Jakarta")
+    await (await calendar_harness.start(cadence, contact)).result()
 
-    [message] = harness.sent(contact)
+    [message] = calendar_harness.sent(contact)
     expected = datetime.combine(expected_day, time(9, 0), tzinfo=jakarta)
     assert close(message.sent_at, expected, tolerance=timedelta(seconds=1)), (holiday, message.sent_at)
 

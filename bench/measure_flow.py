@@ -1,0 +1,323 @@
+"""(a) enrollments through the API, (b) sends per worker process, (c) provider webhooks turned into signals,
+(e) worker memory with 10,000 enrollments in flight: each beside the same work done by Temporal alone.
+
+Both sides of a ratio run on the same dev server in the same run, with the same concurrency; halves are
+interleaved (raw, ours, raw, ours) so drift over the run hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+from twilio.request_validator import RequestValidator
+
+from bench.baseline import NOOP_ACTIVITIES
+from bench.results import Figure, run_limited, steady_rate
+from bench.stack import ADMIN_KEY, TWILIO_SID, TWILIO_TOKEN, Product, log_size, rss_mib, stop_process, wait_for_worker
+from bench.world import ANY_HOUR, add_contacts
+from core.model import Cadence
+from workflows.contact_cadence import WORKFLOW_TYPE, EnrollmentInput, EventSignal, enrollment_id
+
+IDLE_QUEUE = "bench-idle"  # nobody polls it: raw starts measure the start alone, like the API's
+BASELINE_QUEUE = "bench-baseline"
+SMS_ONLY = [("sms", "marketing")]
+
+
+@dataclass
+class Flow:
+    client: Client
+    product: Product
+    provider: object  # tests.e2e.fake_provider.FakeProvider
+    sessions: sessionmaker[Session]
+    cadence: Cadence  # bench-send
+    concurrency: int = 32
+    worker: subprocess.Popen | None = None  # the worker on the product's queue, from (c) on
+    enrolled: set[str] = field(default_factory=set)  # enrollments (workflow ids) on the product's queue
+
+    @property
+    def snapshot(self) -> dict:
+        return self.cadence.snapshot()
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+    def sent(self) -> list:
+        return self.provider.accepted("message")
+
+
+# -- (a) ----------------------------------------------------------------------------------------------------------
+async def enrollment_throughput(flow: Flow, n: int) -> Figure:
+    contacts = add_contacts(flow.sessions, n, prefix=f"a{uuid.uuid4().hex[:4]}", consents=SMS_ONLY, places=ANY_HOUR)
+    tag = uuid.uuid4().hex[:6]
+    api_time = raw_time = 0.0
+    async with httpx.AsyncClient(base_url=flow.product.api_url, headers=flow.headers(), timeout=60) as http:
+        for half in (contacts[: n // 2], contacts[n // 2 :]):
+            elapsed, _ = await run_limited(
+                flow.concurrency,
+                [
+                    lambda i=i: flow.client.start_workflow("bench-empty", id=f"empty-{tag}-{i}", task_queue=IDLE_QUEUE)
+                    for i in half
+                ],
+            )
+            raw_time += elapsed
+            elapsed, answers = await run_limited(flow.concurrency, [lambda c=c: _enroll(http, flow, c) for c in half])
+            api_time += elapsed
+            bad = [a for a in answers if a != 201]
+            if bad:
+                raise RuntimeError(f"{len(bad)} enrollments failed through the API: {sorted(set(bad))}")
+    flow.enrolled |= {enrollment_id(flow.cadence.id, c) for c in contacts}
+    return Figure(
+        "a",
+        "enrollments started through the API (POST /v1/enrollments)",
+        n / api_time,
+        "/s",
+        n / raw_time,
+        "start_workflow of an empty workflow",
+        ">= 0.7",
+        f"{n} each, {flow.concurrency} concurrent; no worker polling during the starts (the start path alone)",
+    )
+
+
+async def _enroll(http: httpx.AsyncClient, flow: Flow, contact_id: str) -> int:
+    answer = await http.post("/v1/enrollments", json={"cadence_id": flow.cadence.id, "contact_id": contact_id})
+    return answer.status_code
+
+
+# -- (b) ----------------------------------------------------------------------------------------------------------
+async def sends_per_worker(flow: Flow, var: Path, per_round: int, rounds: int = 2) -> Figure:
+    """Rounds of: ``per_round`` workflows of three no-op activities queued, then drained by a fresh baseline worker
+    process; ``per_round`` enrollments queued, then drained by a fresh `omnireach worker` process (one SMS each,
+    through the fake provider). Alternating rounds share whatever else the machine is doing."""
+    ours = [0.0, 0.0]  # items, seconds (steady part)
+    base = [0.0, 0.0]
+    for r in range(rounds):
+        tag = f"{r}-{uuid.uuid4().hex[:4]}"
+        _add(base, await _baseline_round(flow, var, per_round, tag), per_round)
+        _add(ours, await _product_round(flow, var, per_round, tag), per_round)
+    return Figure(
+        "b",
+        "SMS sent per second by one worker process (fake Twilio)",
+        ours[0] / ours[1],
+        "/s",
+        base[0] / base[1],
+        f"workflows of {NOOP_ACTIVITIES} no-op activities",
+        ">= 0.5",
+        f"{rounds} alternating rounds of {per_round} queued workflows, each drained by a fresh worker process "
+        "(steady rate between the 10th and 90th percentile); an enrollment runs load-profile, record-enrollment "
+        "and deliver (consent, suppression, window and cap checks, render, outbox row, Twilio SDK call)",
+    )
+
+
+async def _baseline_round(flow: Flow, var: Path, n: int, tag: str) -> float:
+    queue = f"bench-noop-{tag}"
+    await run_limited(
+        flow.concurrency,
+        [
+            lambda i=i: flow.client.start_workflow("bench-noop", id=f"noop-{tag}-{i}", task_queue=queue)
+            for i in range(n)
+        ],
+    )
+    marks = var / f"marks-{tag}.txt"
+    baseline = subprocess.Popen(
+        [sys.executable, "-m", "bench.baseline", "--address", flow.product.temporal_address, "--task-queue", queue],
+        env={**os.environ, "BENCH_MARKS": str(marks)},
+        stdout=(var / "baseline.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        await _until(lambda: _count_lines(marks) >= n, 900, f"the baseline worker to run {n} workflows")
+    finally:
+        stop_process(baseline)
+    return steady_rate(float(line) for line in marks.read_text().split())
+
+
+async def _product_round(flow: Flow, var: Path, n: int, tag: str) -> float:
+    queue = f"bench-send-{tag}"
+    contacts = await asyncio.to_thread(
+        add_contacts, flow.sessions, n, prefix=f"b{tag}", consents=SMS_ONLY, places=ANY_HOUR
+    )
+    await run_limited(flow.concurrency, [lambda c=c: _start_enrollment(flow, c, queue) for c in contacts])
+    wanted = {enrollment_id(flow.cadence.id, c) for c in contacts}
+    worker = flow.product.worker(f"worker-{tag}", OMNIREACH_TASK_QUEUE=queue)
+    try:
+        await asyncio.to_thread(wait_for_worker, worker, var / f"worker-{tag}.log")
+        await _until(lambda: len(_sent_for(flow, wanted)) >= n, 900, f"{n} SMS to be sent")
+    finally:
+        stop_process(worker)
+    return steady_rate(r.at for r in _sent_for(flow, wanted))
+
+
+def _add(total: list[float], rate: float, n: int) -> None:
+    steady = 0.8 * n
+    total[0] += steady
+    total[1] += steady / rate
+
+
+async def _start_enrollment(flow: Flow, contact_id: str, task_queue: str) -> None:
+    """What POST /v1/enrollments asks of Temporal (the same id and input), without the HTTP hop."""
+    await flow.client.start_workflow(
+        WORKFLOW_TYPE,
+        EnrollmentInput(flow.snapshot, contact_id),
+        id=enrollment_id(flow.cadence.id, contact_id),
+        task_queue=task_queue,
+    )
+
+
+def _sent_for(flow: Flow, workflow_ids: set[str]) -> list:
+    return [r for r in flow.sent() if _workflow_of(flow, r) in workflow_ids]
+
+
+# -- (c) ----------------------------------------------------------------------------------------------------------
+async def start_product_worker(flow: Flow, var: Path) -> float:
+    """The worker on the product's queue drains the enrollments (a) started; seconds it took."""
+    log = var / "worker.log"
+    since = log_size(log)
+    began = time.monotonic()
+    flow.worker = flow.product.worker()
+    await asyncio.to_thread(wait_for_worker, flow.worker, log, since)
+    await _until(lambda: len(_sent_for(flow, flow.enrolled)) >= len(flow.enrolled), 900, "(a)'s enrollments to send")
+    return time.monotonic() - began
+
+
+async def webhook_signals(flow: Flow, m: int) -> Figure:
+    """Twilio 'delivered' callbacks (signed) for m messages of running enrollments, versus m raw signals to the
+    same enrollments. The worker is running during both, handling the signals it is sent."""
+    messages = _sent_for(flow, flow.enrolled)[:m]
+    if len(messages) < m:
+        raise RuntimeError(f"only {len(messages)} messages of running enrollments to call back about; {m} wanted")
+    validator = RequestValidator(TWILIO_TOKEN)
+    ours_time = raw_time = 0.0
+    async with httpx.AsyncClient(timeout=60) as http:
+        for half in (messages[: m // 2], messages[m // 2 :]):
+            elapsed, _ = await run_limited(
+                flow.concurrency,
+                [lambda r=r, i=i: _raw_signal(flow, r, i) for i, r in enumerate(half)],
+            )
+            raw_time += elapsed
+            elapsed, codes = await run_limited(
+                flow.concurrency, [lambda r=r: _status_callback(http, validator, r) for r in half]
+            )
+            ours_time += elapsed
+            bad = [c for c in codes if c != 204]
+            if bad:
+                raise RuntimeError(f"{len(bad)} status callbacks refused: {sorted(set(bad))}")
+    scored = await _scored(flow, messages[:20])
+    return Figure(
+        "c",
+        "Twilio status callbacks turned into enrollment signals",
+        m / ours_time,
+        "/s",
+        m / raw_time,
+        "raw signals to the same enrollments",
+        ">= 0.8",
+        f"{m} each, {flow.concurrency} concurrent; each callback: signature check, dedupe receipt, outbox status, "
+        f"event row, signal; {scored}/20 sampled enrollments show the delivery in their score",
+    )
+
+
+async def _raw_signal(flow: Flow, received, i: int) -> None:
+    workflow_id = _workflow_of(flow, received)
+    await flow.client.get_workflow_handle(workflow_id).signal("event", EventSignal("bench.raw", None, f"raw-{i}"))
+
+
+def _workflow_of(flow: Flow, received) -> str:
+    key = _message_key(received)
+    return key.rsplit("/", 2)[0]
+
+
+def _message_key(received) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(received.params["StatusCallback"]).query)["key"][0]
+
+
+async def _status_callback(http: httpx.AsyncClient, validator: RequestValidator, received) -> int:
+    url = received.params["StatusCallback"]
+    params = {
+        "MessageSid": received.sid,
+        "SmsSid": received.sid,
+        "MessageStatus": "delivered",
+        "AccountSid": TWILIO_SID,
+        "To": received.params.get("To", ""),
+    }
+    signature = validator.compute_signature(url, params)
+    answer = await http.post(url, data=params, headers={"X-Twilio-Signature": signature})
+    return answer.status_code
+
+
+async def _scored(flow: Flow, messages: list) -> int:
+    scored = 0
+    for received in messages:
+        state = await flow.client.get_workflow_handle(_workflow_of(flow, received)).query("state")
+        scored += int(state["score"] >= 1)
+    return scored
+
+
+# -- (e) ----------------------------------------------------------------------------------------------------------
+async def memory_in_flight(flow: Flow, total: int) -> Figure:
+    """Top up to ``total`` running enrollments on the product worker's queue (each sends its SMS, then waits an
+    hour) on the one worker process started for (c); sample its resident memory all along."""
+    assert flow.worker is not None
+    more = total - len(flow.enrolled)
+    contacts = await asyncio.to_thread(
+        add_contacts, flow.sessions, more, prefix=f"e{uuid.uuid4().hex[:4]}", consents=SMS_ONLY, places=ANY_HOUR
+    )
+    samples: list[tuple[int, float]] = []
+    before = rss_mib(flow.worker.pid)[0]
+    started = time.perf_counter()
+    flow.enrolled |= {enrollment_id(flow.cadence.id, c) for c in contacts}
+
+    async def sample() -> None:
+        while True:
+            samples.append((len(flow.sent()), rss_mib(flow.worker.pid)[0]))
+            await asyncio.sleep(2)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        await run_limited(
+            flow.concurrency, [lambda c=c: _start_enrollment(flow, c, flow.product.task_queue) for c in contacts]
+        )
+        await _until(lambda: len(_sent_for(flow, flow.enrolled)) >= total, 1800, f"{total} enrollments to send")
+    finally:
+        sampler.cancel()
+    elapsed = time.perf_counter() - started
+    rss, peak = rss_mib(flow.worker.pid)
+    query = f"WorkflowType='{WORKFLOW_TYPE}' AND ExecutionStatus='Running' AND TaskQueue='{flow.product.task_queue}'"
+    running = (await flow.client.count_workflows(query)).count
+    curve = ", ".join(f"{sent}:{mib:.0f}" for sent, mib in samples[:: max(1, len(samples) // 8)])
+    return Figure(
+        "e",
+        f"worker resident memory, {running:,} enrollments in flight",
+        rss,
+        "MiB",
+        notes=f"{before:.0f} MiB with {total - more:,} in flight, {rss:.0f} MiB with {running:,} (peak {peak:.0f}); "
+        f"the SDK caches at most 1,000 workflow runs (its default), so memory levels off; {more:,} more started "
+        f"and sent in {elapsed:.0f}s ({more / elapsed:.1f}/s); messages sent:MiB along the way {curve}",
+        extra={"rss_mib": rss, "peak_mib": peak, "samples": samples, "in_flight": running},
+    )
+
+
+async def _until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f}s for {what}")
+        await asyncio.sleep(0.2)
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)

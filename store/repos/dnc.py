@@ -1,0 +1,151 @@
+"""Do-Not-Call: imports (registry snapshots, named lists, the global list), freshness, and matching.
+
+A registry import is a snapshot: it replaces the previous entries of the same (list, country) in one
+transaction, so a number removed from the national registry stops being blocked, and a failed import
+leaves the previous snapshot in force. Named lists and the global list only grow.
+
+Entries are plain normalised numbers, or hex SHA-256 digests of them (``--hashed``, as some registries and
+vendors distribute them). Erasure leaves salted HMAC hashes (store.repos.suppressions.hash_address);
+``find_blocking`` matches all three forms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import date
+
+from sqlalchemy import case, delete, func, insert, or_, select
+from sqlalchemy.orm import Session
+
+from store.models import Suppression
+from store.permission_models import DncImport
+from store.repos.suppressions import hash_address, normalise_address
+from store.types import utcnow
+
+_SCOPES = {"email": ("email", "all"), "sms": ("phone", "all"), "whatsapp": ("phone", "all"), "voice": ("phone", "all")}
+BATCH = 5000
+
+
+def plain_hash(address: str) -> str:
+    """Unsalted SHA-256 hex of the normalised address: the form hashed registry files carry."""
+    return hashlib.sha256(normalise_address(address).encode()).hexdigest()
+
+
+def kind_for(list_name: str, as_of: date | None) -> str:
+    """``global`` for the list named global, ``registry`` for a dated snapshot, else a named ``list``."""
+    if list_name == "global":
+        return "global"
+    return "registry" if as_of is not None else "list"
+
+
+def start_import(
+    session: Session,
+    *,
+    list_name: str,
+    country: str | None,
+    as_of: date | None,
+    hashed: bool,
+    source_name: str | None,
+) -> DncImport:
+    """Open an import: for a registry snapshot, the previous entries of (list, country) are removed.
+
+    ValueError when a registry snapshot is older than the one in force.
+    """
+    kind = kind_for(list_name, as_of)
+    if kind == "registry":
+        current = latest_registry_dates(session, country).get(list_name)
+        if current is not None and as_of is not None and as_of < current:
+            raise ValueError(
+                f"{list_name} ({country}) already has a snapshot as of {current.isoformat()}; an older copy "
+                f"({as_of.isoformat()}) would replace newer data: import the newest copy"
+            )
+        session.execute(
+            delete(Suppression).where(
+                Suppression.kind == "registry", Suppression.list_name == list_name, Suppression.country == country
+            )
+        )
+    row = DncImport(
+        list_name=list_name,
+        kind=kind,
+        country=country,
+        as_of=as_of,
+        hashed=hashed,
+        source_name=source_name,
+        imported_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_entries(session: Session, job: DncImport, values: Iterable[str], *, reason: str | None = None) -> int:
+    """Insert normalised numbers (or hex digests when the import is hashed) in batches; returns the count."""
+    now = utcnow()
+    base = {
+        "kind": job.kind,
+        "list_name": None if job.kind == "global" else job.list_name,
+        "country": job.country,
+        "channel_scope": "phone",
+        "as_of": job.as_of,
+        "reason": reason or f"{job.list_name} ({job.kind})",
+        "created_at": now,
+    }
+    rows = [{**base, "value": None, "value_hash": v} if job.hashed else {**base, "value": v} for v in values]
+    for i in range(0, len(rows), BATCH):
+        session.execute(insert(Suppression), rows[i : i + BATCH])
+    job.entries += len(rows)
+    session.flush()
+    return len(rows)
+
+
+def latest_registry_dates(session: Session, country: str | None) -> dict[str, date]:
+    """The newest snapshot date of each registry list imported for ``country``."""
+    if not country:
+        return {}
+    rows = session.execute(
+        select(DncImport.list_name, func.max(DncImport.as_of))
+        .where(DncImport.kind == "registry", DncImport.country == country.upper())
+        .group_by(DncImport.list_name)
+    ).all()
+    return {name: as_of for name, as_of in rows if as_of is not None}
+
+
+def imports(session: Session, country: str | None = None) -> list[DncImport]:
+    """Every import, newest first (optionally for one country)."""
+    query = select(DncImport).order_by(DncImport.imported_at.desc(), DncImport.id.desc())
+    if country:
+        query = query.where(DncImport.country == country.upper())
+    return list(session.scalars(query))
+
+
+def find_blocking(
+    session: Session, *, channel: str, address: str, salt: str, include_registries: bool = True
+) -> Suppression | None:
+    """The most binding suppression of ``address`` on ``channel``: plain value, salted erasure hash or an
+    unsalted registry digest. ``include_registries``: national registries only bind telemarketing."""
+    value = normalise_address(address)
+    match = or_(
+        Suppression.value == value,
+        Suppression.value_hash.in_([hash_address(value, salt), plain_hash(value)]),
+    )
+    query = select(Suppression).where(match, Suppression.channel_scope.in_(_SCOPES[channel]))
+    if not include_registries:
+        query = query.where(Suppression.kind != "registry")
+    is_registry = case((Suppression.kind == "registry", 1), else_=0)
+    return session.scalars(query.order_by(is_registry, Suppression.id).limit(1)).first()
+
+
+def suppressions_for(session: Session, addresses: Iterable[str], *, salt: str) -> list[Suppression]:
+    """Every suppression matching any of ``addresses`` (exports and explain)."""
+    values = [normalise_address(a) for a in addresses if a]
+    if not values:
+        return []
+    hashes = [h for v in values for h in (hash_address(v, salt), plain_hash(v))]
+    return list(
+        session.scalars(
+            select(Suppression)
+            .where(or_(Suppression.value.in_(values), Suppression.value_hash.in_(hashes)))
+            .order_by(Suppression.id)
+        )
+    )

@@ -1,0 +1,509 @@
+"""Call tasks: create, claim (one agent per task, atomically), release, dispose, breach, cancel; queues and
+agents.
+
+Claiming is the contended path: many agents press "next task" at once. PostgreSQL picks a row with
+``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent claimers never wait on or take the same task. SQLite has
+no row locks, but every transaction of ours starts with ``BEGIN IMMEDIATE`` (store.db) so claimers run one
+at a time. On both, the claim itself is a conditional ``UPDATE ... WHERE status = 'open'`` whose row count
+must be 1: a task can only ever go from open to claimed once, whatever the isolation level.
+
+Like every repository, these functions flush but never commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.permission import Verdict
+from store.models import PURPOSES
+from store.repos._common import check_choice, insert_or_get
+from store.repos.consent import append_consent
+from store.repos.suppressions import add_suppression
+from store.task_models import (
+    AGENT_ROLES,
+    DISPOSITIONS,
+    Agent,
+    AgentQueue,
+    CallDisposition,
+    CallQueue,
+    CallTask,
+    CallTaskLog,
+    RevenueRecord,
+)
+from store.types import UTCDateTime
+
+PRIORITY_RAISE_ON_BREACH = 10
+CLAIM_CANDIDATES = 25  # tasks looked at per claim before giving up (the rest are outside calling hours)
+Vet = Callable[[Session, CallTask, datetime], Verdict]
+
+
+T = TypeVar("T")
+_SQLITE_WRITERS = threading.Lock()
+LOCKED_RETRIES = 8
+
+
+def run_serialized(session_factory: sessionmaker[Session], fn: Callable[[Session], T]) -> T:
+    """Run ``fn`` in its own transaction, the way claims must run on SQLite too.
+
+    SQLite has one writer at a time and makes the others poll (busy_timeout); with dozens of agents
+    claiming at once some poll past the timeout and fail with "database is locked". Writers of this
+    process therefore queue on a lock instead, and a writer from another process that still holds the
+    database makes us retry after a short pause (nothing was written: the transaction is redone).
+    PostgreSQL needs neither: SKIP LOCKED lets claimers pass each other.
+    """
+    bind = session_factory.kw.get("bind")
+    sqlite = bind is not None and bind.dialect.name == "sqlite"
+    for attempt in range(LOCKED_RETRIES):
+        try:
+            with _SQLITE_WRITERS if sqlite else contextlib.nullcontext(), session_factory.begin() as session:
+                return fn(session)
+        except OperationalError as exc:
+            if not sqlite or "locked" not in str(exc) or attempt == LOCKED_RETRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+class TaskConflict(ValueError):
+    """The task is not in a state that allows this (already claimed, disposed, cancelled...)."""
+
+
+# ---- queues and agents -----------------------------------------------------------------------------
+def upsert_queue(
+    session: Session,
+    name: str,
+    *,
+    title: str | None = None,
+    purpose: str | None = None,
+    sla_seconds: int = 86400,
+    calling_hours: dict[str, Any] | None = None,
+    max_attempts: int = 3,
+    retry_spacing_seconds: int = 7200,
+    supervisor: dict[str, Any] | None = None,
+) -> CallQueue:
+    """Create the queue or bring its settings up to date (queues.yaml is the source of truth)."""
+    values = {
+        "title": title,
+        "purpose": None if purpose is None else check_choice("purpose", purpose, PURPOSES),
+        "sla_seconds": sla_seconds,
+        "calling_hours": dict(calling_hours or {}),
+        "max_attempts": max_attempts,
+        "retry_spacing_seconds": retry_spacing_seconds,
+        "supervisor": dict(supervisor or {}),
+    }
+    row, created = insert_or_get(session, CallQueue(name=name, **values), lambda: session.get(CallQueue, name))
+    if not created:
+        for key, value in values.items():
+            if getattr(row, key) != value:
+                setattr(row, key, value)
+        session.flush()
+    return row
+
+
+def get_queue(session: Session, name: str) -> CallQueue | None:
+    return session.get(CallQueue, name)
+
+
+def list_queues(session: Session) -> list[CallQueue]:
+    return list(session.scalars(select(CallQueue).order_by(CallQueue.name)))
+
+
+def upsert_agent(
+    session: Session,
+    agent_id: str,
+    *,
+    name: str,
+    queues: Iterable[str],
+    phone: str | None = None,
+    role: str = "agent",
+) -> Agent:
+    """Create or update an agent and set its queues (each must exist: sync queues.yaml first)."""
+    check_choice("role", role, AGENT_ROLES)
+    wanted = sorted(set(queues))
+    missing = [q for q in wanted if session.get(CallQueue, q) is None]
+    if missing:
+        known = ", ".join(q.name for q in list_queues(session)) or "none yet"
+        raise ValueError(f"unknown queue(s) {', '.join(missing)}; known queues: {known}")
+    agent = session.get(Agent, agent_id)
+    if agent is None:
+        agent = Agent(id=agent_id, name=name, phone=phone, role=role)
+        session.add(agent)
+    else:
+        agent.name, agent.phone, agent.role, agent.disabled_at = name, phone, role, None
+    session.flush()
+    current = set(agent_queues(session, agent_id))
+    for queue in current - set(wanted):
+        session.delete(session.get(AgentQueue, (agent_id, queue)))
+    for queue in set(wanted) - current:
+        session.add(AgentQueue(agent_id=agent_id, queue=queue))
+    session.flush()
+    return agent
+
+
+def get_agent(session: Session, agent_id: str) -> Agent | None:
+    return session.get(Agent, agent_id)
+
+
+def list_agents(session: Session) -> list[Agent]:
+    return list(session.scalars(select(Agent).order_by(Agent.id)))
+
+
+def agent_queues(session: Session, agent_id: str) -> list[str]:
+    """The queues an agent works (sorted)."""
+    return list(
+        session.scalars(select(AgentQueue.queue).where(AgentQueue.agent_id == agent_id).order_by(AgentQueue.queue))
+    )
+
+
+# ---- tasks ---------------------------------------------------------------------------------------
+def log_task(
+    session: Session, task_id: str, action: str, at: datetime, *, agent_id: str | None = None, detail: str = ""
+) -> None:
+    session.add(CallTaskLog(task_id=task_id, action=action, at=at, agent_id=agent_id, detail=detail or None))
+    session.flush()
+
+
+def create_task(
+    session: Session, *, id: str, created_at: datetime, due_at: datetime, **fields: Any
+) -> tuple[CallTask, bool]:
+    """Insert the task under its id (the workflow's), or return the one an earlier attempt created."""
+    row = CallTask(id=id, created_at=created_at, due_at=due_at, **fields)
+    task, created = insert_or_get(session, row, lambda: session.get(CallTask, id))
+    if created:
+        log_task(session, id, "created", created_at, detail=fields.get("reason") or "")
+    return task, created
+
+
+def get_task(session: Session, task_id: str) -> CallTask | None:
+    return session.get(CallTask, task_id)
+
+
+def lock_task(session: Session, task_id: str) -> CallTask | None:
+    """The task, locked until the transaction ends (PostgreSQL; SQLite's transaction already is)."""
+    return session.scalars(
+        select(CallTask).where(CallTask.id == task_id).with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+@dataclass
+class ClaimOutcome:
+    """The claimed task (or None), and what the claim found on the way: tasks deferred until the
+    contact's calling hours open, and tasks cancelled because nobody may call (to tell their workflows)."""
+
+    task: CallTask | None = None
+    deferred: list[tuple[str, datetime]] = field(default_factory=list)
+    cancelled: list[CallTask] = field(default_factory=list)
+
+
+def claim_next(
+    session: Session,
+    *,
+    agent_id: str,
+    queues: Sequence[str],
+    now: datetime,
+    vet: Vet | None = None,
+    candidates: int = CLAIM_CANDIDATES,
+) -> ClaimOutcome:
+    """Claim the most urgent open task of ``queues`` for ``agent_id``: highest priority, then earliest SLA
+    deadline. ``vet`` (calling hours, voice consent, DNC) may defer a task or cancel it; the claim then
+    moves on to the next candidate."""
+    outcome = ClaimOutcome()
+    if not queues:
+        return outcome
+    for _ in range(candidates):
+        task = session.scalars(
+            select(CallTask)
+            .where(
+                CallTask.queue.in_(list(queues)),
+                CallTask.status == "open",
+                or_(CallTask.not_before.is_(None), CallTask.not_before <= now),
+            )
+            .order_by(CallTask.priority.desc(), CallTask.due_at, CallTask.created_at, CallTask.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        ).first()
+        if task is None:
+            return outcome
+        if _try_claim(session, task, agent_id, now, vet, outcome):
+            outcome.task = task
+            return outcome
+    return outcome
+
+
+def claim_task(session: Session, task_id: str, *, agent_id: str, now: datetime, vet: Vet | None = None) -> ClaimOutcome:
+    """Claim one named task; TaskConflict when it is not open (someone else has it, or it is closed)."""
+    outcome = ClaimOutcome()
+    task = lock_task(session, task_id)
+    if task is None:
+        raise LookupError(f"no call task {task_id!r}")
+    if task.status == "claimed" and task.claimed_by == agent_id:
+        outcome.task = task  # claiming what one already holds changes nothing
+        return outcome
+    if task.status != "open":
+        raise TaskConflict(_not_open(task))
+    if task.not_before is not None and task.not_before > now:
+        raise TaskConflict(f"task {task_id} may not be called before {task.not_before.isoformat()} (calling hours)")
+    if _try_claim(session, task, agent_id, now, vet, outcome):
+        outcome.task = task
+    return outcome
+
+
+def _try_claim(
+    session: Session, task: CallTask, agent_id: str, now: datetime, vet: Vet | None, outcome: ClaimOutcome
+) -> bool:
+    verdict = vet(session, task, now) if vet is not None else None
+    if verdict is not None and verdict.outcome == "defer":
+        until = verdict.until or now
+        task.not_before = until
+        log_task(session, task.id, "deferred", now, agent_id=agent_id, detail=f"{verdict.reason}: {verdict.detail}")
+        outcome.deferred.append((task.id, until))
+        return False
+    if verdict is not None and verdict.outcome != "allow":
+        close_task(session, task, "cancelled", now, reason=f"{verdict.reason}: {verdict.detail}")
+        outcome.cancelled.append(task)
+        return False
+    claimed = session.execute(
+        update(CallTask)
+        .where(CallTask.id == task.id, CallTask.status == "open")
+        .values(
+            status="claimed",
+            claimed_by=agent_id,
+            claimed_at=now,
+            first_claimed_at=func.coalesce(CallTask.first_claimed_at, literal(now, UTCDateTime())),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        return False  # another claimer won (only possible without row locks); try the next task
+    session.refresh(task)
+    log_task(session, task.id, "claimed", now, agent_id=agent_id)
+    return True
+
+
+def release_task(session: Session, task_id: str, *, agent_id: str, now: datetime, note: str = "") -> CallTask:
+    """Put a claimed task back in its queue (the agent could not call it after all)."""
+    task = lock_task(session, task_id)
+    if task is None:
+        raise LookupError(f"no call task {task_id!r}")
+    if task.status != "claimed":
+        raise TaskConflict(_not_open(task) if task.status != "open" else f"task {task_id} is not claimed")
+    task.status, task.claimed_by, task.claimed_at = "open", None, None
+    session.flush()
+    log_task(session, task.id, "released", now, agent_id=agent_id, detail=note)
+    return task
+
+
+def close_task(session: Session, task: CallTask, status: str, now: datetime, *, reason: str = "") -> None:
+    task.status = status
+    task.closed_at = now
+    task.close_reason = reason or None
+    session.flush()
+    log_task(session, task.id, status, now, agent_id=task.claimed_by, detail=reason)
+
+
+def cancel_task(session: Session, task_id: str, *, reason: str, now: datetime) -> bool:
+    """Cancel an open or claimed task (its enrollment ended, nobody may call); False if already closed."""
+    task = lock_task(session, task_id)
+    if task is None or task.status in ("disposed", "cancelled"):
+        return False
+    close_task(session, task, "cancelled", now, reason=reason)
+    return True
+
+
+def mark_breached(session: Session, task_id: str, *, now: datetime) -> CallTask | None:
+    """Record an SLA breach if the task is still waiting for its first claim past its deadline: the
+    breach time, a higher priority and a log row. None when there is nothing to record (claimed in time,
+    already breached, closed). The database, not the timer, decides: a claim that raced the timer wins."""
+    task = lock_task(session, task_id)
+    if task is None or task.sla_breached_at is not None or task.status not in ("open", "claimed"):
+        return None
+    if task.first_claimed_at is not None and task.first_claimed_at <= task.due_at:
+        return None
+    if now < task.due_at:
+        return None
+    task.sla_breached_at = now
+    task.priority += PRIORITY_RAISE_ON_BREACH
+    session.flush()
+    waited = int((now - task.created_at).total_seconds())
+    log_task(session, task.id, "sla_breached", now, detail=f"unclaimed {waited}s after creation (deadline passed)")
+    return task
+
+
+@dataclass(frozen=True)
+class DispositionData:
+    disposition: str
+    agent_id: str | None = None
+    note: str | None = None
+    callback_at: datetime | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    reason: str | None = None
+    source: str = "api"
+
+
+def record_disposition(session: Session, task: CallTask, data: DispositionData, *, now: datetime) -> CallDisposition:
+    """Close the task with the agent's disposition and apply what it means at once:
+    ``do_not_call`` withdraws voice consent (every purpose) and suppresses the number for every cadence;
+    ``won`` / ``lost`` write a revenue record. Idempotent: a task already disposed returns its disposition
+    (TaskConflict when a different one was recorded)."""
+    check_choice("disposition", data.disposition, DISPOSITIONS)
+    existing = session.scalars(select(CallDisposition).where(CallDisposition.task_id == task.id)).one_or_none()
+    if existing is not None:
+        if existing.disposition != data.disposition:
+            raise TaskConflict(f"task {task.id} was already disposed as {existing.disposition!r}")
+        return existing
+    if task.status == "cancelled":
+        raise TaskConflict(_not_open(task))
+    row = CallDisposition(
+        task_id=task.id,
+        disposition=data.disposition,
+        agent_id=data.agent_id,
+        note=data.note,
+        callback_at=data.callback_at,
+        amount=data.amount,
+        currency=data.currency,
+        reason=data.reason,
+        source=data.source,
+        recorded_at=now,
+    )
+    session.add(row)
+    close_task(session, task, "disposed", now, reason=data.disposition)
+    if data.disposition == "do_not_call":
+        _do_not_call(session, task, data, now)
+    if data.disposition in ("won", "lost"):
+        session.add(
+            RevenueRecord(
+                task_id=task.id,
+                enrollment_id=task.enrollment_id,
+                cadence_id=task.cadence_id,
+                contact_id=task.contact_id,
+                agent_id=data.agent_id,
+                outcome=data.disposition,
+                amount=data.amount,
+                currency=data.currency,
+                reason=data.reason,
+                recorded_at=now,
+            )
+        )
+    session.flush()
+    return row
+
+
+def _do_not_call(session: Session, task: CallTask, data: DispositionData, now: datetime) -> None:
+    from store.models import Contact
+
+    contact = session.get(Contact, task.contact_id)
+    if contact is None:
+        return
+    who = f"agent {data.agent_id}" if data.agent_id else "an agent"
+    for purpose in PURPOSES:
+        append_consent(
+            session,
+            contact_id=contact.id,
+            channel="voice",
+            purpose=purpose,
+            status="withdrawn",
+            occurred_at=now,
+            address=contact.phone,
+            method="agent_call",
+            source=f"call task {task.id}",
+            agent_id=data.agent_id,
+            evidence={"disposition": "do_not_call", "task_id": task.id, "note": data.note or ""},
+        )
+    if contact.phone:
+        add_suppression(
+            session,
+            kind="company_dnc",
+            channel_scope="phone",
+            value=contact.phone,
+            reason=f"do_not_call recorded by {who} on call task {task.id}",
+        )
+
+
+def get_disposition(session: Session, task_id: str) -> CallDisposition | None:
+    return session.scalars(select(CallDisposition).where(CallDisposition.task_id == task_id)).one_or_none()
+
+
+def list_tasks(
+    session: Session,
+    *,
+    queues: Sequence[str] | None = None,
+    statuses: Sequence[str] | None = None,
+    visible_to: str | None = None,
+    contact_id: str | None = None,
+    limit: int = 100,
+) -> list[CallTask]:
+    """Tasks, most urgent first. ``visible_to`` (an agent id) hides tasks another agent has claimed or
+    closed, so an agent sees its queues' open work and its own."""
+    query = select(CallTask)
+    if queues is not None:
+        query = query.where(CallTask.queue.in_(list(queues)))
+    if statuses:
+        query = query.where(CallTask.status.in_(list(statuses)))
+    if contact_id is not None:
+        query = query.where(CallTask.contact_id == contact_id)
+    if visible_to is not None:
+        query = query.where(or_(CallTask.status == "open", CallTask.claimed_by == visible_to))
+    order = (CallTask.priority.desc(), CallTask.due_at, CallTask.created_at, CallTask.id)
+    return list(session.scalars(query.order_by(*order).limit(limit)))
+
+
+def queue_counts(session: Session, queues: Sequence[str], *, now: datetime) -> dict[str, dict[str, int]]:
+    """Per queue: open (callable now), waiting (outside calling hours), claimed, breached (still open)."""
+    counts = {q: {"open": 0, "waiting": 0, "claimed": 0, "breached": 0} for q in queues}
+    rows = session.execute(
+        select(CallTask.queue, CallTask.status, CallTask.not_before, CallTask.sla_breached_at).where(
+            CallTask.queue.in_(list(queues)), CallTask.status.in_(("open", "claimed"))
+        )
+    )
+    for queue, status, not_before, breached in rows:
+        bucket = counts[queue]
+        if status == "claimed":
+            bucket["claimed"] += 1
+        elif not_before is not None and not_before > now:
+            bucket["waiting"] += 1
+        else:
+            bucket["open"] += 1
+        if breached is not None:
+            bucket["breached"] += 1
+    return counts
+
+
+def task_log(session: Session, task_id: str) -> list[CallTaskLog]:
+    return list(session.scalars(select(CallTaskLog).where(CallTaskLog.task_id == task_id).order_by(CallTaskLog.id)))
+
+
+def count_dials(session: Session, contact_id: str, start_utc: datetime, end_utc: datetime) -> int:
+    """How often agents dialed the contact in [start, end): frequency caps count calls like messages."""
+    return (
+        session.scalar(
+            select(func.count(CallTaskLog.id))
+            .join(CallTask, CallTask.id == CallTaskLog.task_id)
+            .where(
+                CallTask.contact_id == contact_id,
+                CallTaskLog.action == "dialed",
+                CallTaskLog.at >= start_utc,
+                CallTaskLog.at < end_utc,
+            )
+        )
+        or 0
+    )
+
+
+def _not_open(task: CallTask) -> str:
+    if task.status == "claimed":
+        return f"task {task.id} is already claimed by another agent"
+    return f"task {task.id} is {task.status}" + (f" ({task.close_reason})" if task.close_reason else "")
