@@ -69,3 +69,21 @@ def load_demo_if_empty(sessions: sessionmaker[Session]) -> list[str]:
                 )
             ids.append(contact.id)
         return ids
+
+
+DEMO_AGENT = "demo-agent"
+
+
+def create_demo_agent(sessions: sessionmaker[Session], book, key_file) -> str:
+    """A console agent for the demo's queues; its key is kept in `key_file` (shown once by `up`)."""
+    from cli.agents import sync_queues
+    from store.repos.api_keys import create_api_key
+    from store.repos.tasks import upsert_agent
+
+    with sessions.begin() as session:
+        queues = sync_queues(session, book)
+        upsert_agent(session, DEMO_AGENT, name="Demo Agent", queues=queues, role="supervisor")
+        _, plaintext = create_api_key(session, "demo agent (omnireach up)", ["agent"], agent_id=DEMO_AGENT)
+    key_file.write_text(plaintext + "\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    return plaintext

@@ -59,6 +59,11 @@ def _prepare():
             err.print(str(error), markup=False, highlight=False)
         raise SystemExit(f"{len(library.errors)} cadence error(s): fix them (omnireach validate) and start again")
     sessions = make_session_factory(make_engine(settings.database_url))
+    if settings.metrics_address:  # before any Temporal client: the SDK's metrics and ours on one endpoint
+        from activities.metrics import serve
+
+        serve(settings.metrics_address)
+        err.print(f"metrics on http://{settings.metrics_address}/metrics", highlight=False)
     return settings, library, sessions
 
 
@@ -178,6 +183,12 @@ async def _start_demo(settings, sessions, library, client) -> None:
         f"[bold]demo:[/bold] enrolled {len(contact_ids)} contacts (Jakarta, New York) in "
         f"'{DEMO_CADENCE}'; their messages appear below within a minute."
     )
+    from cli.agents import _book
+    from cli.demo import create_demo_agent
+
+    key_file = settings.var_dir / "agent-api-key.txt"
+    agent_key = create_demo_agent(sessions, _book(settings), key_file)
+    out.print(f"[bold]demo:[/bold] console agent key {agent_key}   (sign in at /console; kept in {key_file})")
 
 
 async def _worker_only() -> int:

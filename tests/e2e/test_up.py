@@ -95,6 +95,11 @@ def test_up_runs_the_demo_serves_the_api_and_stops_cleanly(stack, tmp_path):
     output.wait_for(r"\[console (?:whatsapp|sms)\]", timeout=60, count=2)
     assert "siti@example.id" not in output.text and "+6281234567890" not in output.text  # masked in output
 
+    # The demo's console agent can work the queues with the key `up` printed.
+    [agent_key] = output.wait_for(r"console agent key\s+(\S+)", timeout=10)
+    tasks = httpx.get(f"{base}/v1/tasks", headers={"Authorization": f"Bearer {agent_key}"}, timeout=30)
+    assert tasks.status_code == 200, tasks.text
+
     # The API, end to end: create a contact, record consent, enroll, see the message, end it with an event.
     headers = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as api:
