@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities import metrics
 from activities.bookkeeping import BookkeepingActivities
 from activities.consent_actions import ConsentActivities
 from activities.delivery import DeliveryActivities, Sender
@@ -121,7 +122,7 @@ def build_worker(client: Client, settings: Settings, activities: list, *, task_q
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=activities,
+        activities=metrics.instrument(activities),
         workflow_runner=workflow_runner(),
         max_concurrent_activities=50,
     )

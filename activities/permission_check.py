@@ -98,9 +98,8 @@ def check_permission(
         if address
         else None
     )
-    registry = registry_status(
-        rule, registry_country, dnc_repo.latest_registry_dates(session, registry_country), now.date()
-    )
+    imported = dnc_repo.latest_registry_dates(session, registry_country) if rule is not None else {}
+    registry = registry_status(rule, registry_country, imported, now.date())
     zone = policy.resolve_zone(contact.timezone, country, _region(contact))
     legal = policy.legal_windows(country, ask.channel, ask.purpose)
     sent_today = sent_week = 0

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.bulk_ops import MAX_REPORTED_ERRORS, BadFile, RowError
+from api.erasure_guard import refuse_erased
 from api.problems import ProblemError
 from api.routes.contacts import _fields
 from api.schemas import ContactIn
@@ -102,8 +103,12 @@ def import_contacts(
     records: Iterable[tuple[int, dict[str, Any] | RowError]],
     *,
     progress: Any = None,
+    salt: str | None = None,
 ) -> ImportResult:
-    """Validate and upsert every record, a batch per transaction; ``progress(result)`` after each batch."""
+    """Validate and upsert every record, a batch per transaction; ``progress(result)`` after each batch.
+
+    ``salt`` (the secret key): refuse rows carrying the phone or email of a person erased at their request.
+    """
     result = ImportResult()
     batch: list[tuple[int, ContactIn]] = []
     for number, record in records:
@@ -119,12 +124,12 @@ def import_contacts(
                 result.error(RowError(number, where, _message(err)), same_row=i > 0)
             continue
         if len(batch) >= BATCH_SIZE:
-            _write(sessions, batch, result)
+            _write(sessions, batch, result, salt)
             batch = []
             if progress is not None:
                 progress(result)
     if batch:
-        _write(sessions, batch, result)
+        _write(sessions, batch, result, salt)
     if progress is not None:
         progress(result)
     return result
@@ -138,7 +143,9 @@ def _message(err: dict[str, Any]) -> str:
     return str(err.get("msg", "is invalid")).removeprefix("Value error, ")
 
 
-def _write(sessions: sessionmaker[Session], batch: list[tuple[int, ContactIn]], result: ImportResult) -> None:
+def _write(
+    sessions: sessionmaker[Session], batch: list[tuple[int, ContactIn]], result: ImportResult, salt: str | None = None
+) -> None:
     with sessions.begin() as session:
         for number, body in batch:
             existing = get_contact_by_external_id(session, body.external_id)
@@ -147,11 +154,15 @@ def _write(sessions: sessionmaker[Session], batch: list[tuple[int, ContactIn]], 
                 continue
             try:
                 fields = _fields(body, existing)
+                if salt:
+                    refuse_erased(session, salt=salt, **{k: fields.get(k) for k in ("email", "phone", "whatsapp")})
                 with session.begin_nested():
                     _, created = upsert_contact(session, external_id=body.external_id, **fields)
             except ProblemError as exc:
                 for i, err in enumerate(exc.errors or []):
                     result.error(RowError(number, err.field, err.message), same_row=i > 0)
+                if not exc.errors:
+                    result.error(RowError(number, "contact", exc.detail))
                 continue
             if created:
                 result.created += 1

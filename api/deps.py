@@ -12,7 +12,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args, get_origin
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -162,19 +162,35 @@ async def reject_unknown_query(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     known = _query_names(dependant) if dependant is not None else set()
     unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        hint = ", ".join(sorted(known)) or "none"
-        raise ProblemError.invalid_fields(
-            [
-                FieldError(field=name, message=f"is not a query parameter here; this endpoint takes: {hint}")
-                for name in unknown
-            ]
-        )
+    hint = ", ".join(sorted(known)) or "none"
+    errors = [
+        FieldError(field=name, message=f"is not a query parameter here; this endpoint takes: {hint}")
+        for name in unknown
+    ]
+    # A single-valued parameter given twice would silently keep the last value: refuse it instead.
+    single = _query_names(dependant, single_only=True) if dependant is not None else set()
+    errors += [
+        FieldError(field=name, message="takes one value; give it once")
+        for name in sorted(single)
+        if len(request.query_params.getlist(name)) > 1
+    ]
+    if errors:
+        raise ProblemError.invalid_fields(errors)
 
 
-def _query_names(dependant: Any) -> set[str]:
-    """The query parameter names a route declares, its dependencies' included."""
-    names = {p.alias for p in dependant.query_params}
+def _query_names(dependant: Any, *, single_only: bool = False) -> set[str]:
+    """The query parameter names a route declares, its dependencies' included (or only the single-valued)."""
+    names = {
+        p.alias
+        for p in dependant.query_params
+        if not single_only or (get_origin(p.field_info.annotation) not in (list, tuple, set) and not _is_list(p))
+    }
     for sub in dependant.dependencies:
-        names |= _query_names(sub)
+        names |= _query_names(sub, single_only=single_only)
     return names
+
+
+def _is_list(param: Any) -> bool:
+    """True for `list[...]` and `list[...] | None` parameters (repeatable in the query string)."""
+    annotation = param.field_info.annotation
+    return any(get_origin(kind) in (list, tuple, set) for kind in (annotation, *get_args(annotation)))

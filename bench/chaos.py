@@ -63,12 +63,13 @@ class ChaosConfig:
     kill_every: tuple[float, float] = (6.0, 15.0)  # seconds between worker SIGKILLs, drawn at random
     max_kills: int = 1000
     restart_server_at: float = 0.3  # share of the expected sends after which the dev server restarts
+    server_down: float = 5.0  # seconds the dev server stays stopped: requests meanwhile get 503 and are retried
     chaos_until: float = 0.8  # kills stop once this share of the expected sends reached the provider
     spacing: int = 4  # seconds between the cadence's SMS
     deadline: float = 1500  # seconds for every enrollment to finish
     concurrency: int = 16
     seed: int = 8
-    database: str = "omnireach_chaos"
+    database: str = field(default_factory=lambda: f"omnireach_chaos_{uuid.uuid4().hex[:8]}")  # dropped at the end
 
 
 @dataclass
@@ -93,6 +94,7 @@ class ChaosReport:
     provider_accepted: int = 0
     callbacks_posted: int = 0
     callbacks_retried: int = 0
+    enrollments_retried: int = 0
     elapsed: float = 0.0
 
     @property
@@ -112,7 +114,8 @@ class ChaosReport:
             f"({self.worker_crashes} crashes), {self.server_restarts} server restart(s) "
             f"({self.server_down_seconds:.1f}s down), faults {dict(self.faults)}, "
             f"{self.provider_requests} provider requests ({self.provider_accepted} accepted), "
-            f"{self.callbacks_posted} callbacks ({self.callbacks_retried} redelivered); {self.elapsed:.0f}s"
+            f"{self.callbacks_posted} callbacks ({self.callbacks_retried} redelivered), "
+            f"{self.enrollments_retried} enrollment requests retried; {self.elapsed:.0f}s"
         )
 
 
@@ -221,7 +224,7 @@ class Chaos:
             if self.done.is_set():
                 return
             await asyncio.sleep(0.2)
-        self.report.server_down_seconds = await asyncio.to_thread(self.temporal.restart)
+        self.report.server_down_seconds = await asyncio.to_thread(self.temporal.restart, self.config.server_down)
         self.report.server_restarts += 1
 
     # -- enrollments through the API ------------------------------------------------------------------------------
@@ -242,6 +245,7 @@ class Chaos:
                     if answer is not None and answer.status_code in (200, 201):
                         self.accepted.add(answer.json()["id"])
                         return
+                    self.report.enrollments_retried += 1
                     await asyncio.sleep(0.5)  # 503 while Temporal restarts: retry the same request
 
         await asyncio.gather(*(one(c) for c in contacts))

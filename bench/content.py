@@ -20,6 +20,19 @@ steps:
   - wait: 1h
 """
 
+BENCH_HOLD = """\
+id: bench-hold
+name: Benchmark - a long wait, then one SMS
+purpose: marketing
+locale: en
+facts: {offer: free shipping this week}
+steps:
+  - wait: 1h
+  - id: hello
+    send: sms
+    message: bench-hello
+"""
+
 
 def chaos_cadence(spacing_seconds: int = 4) -> str:
     """Three SMS a few seconds apart: enough steps in flight for kills, restarts and STOPs to land between."""

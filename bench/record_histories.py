@@ -246,6 +246,9 @@ async def record(out_dir: Path, only: str | None = None, keep_as: str | None = N
     index = {file: entry for file, entry in index.items() if (out_dir / file).exists()}
     if keep_as:
         index.update(_keep_old(out_dir, index, chosen, keep_as))
+    for file in [f for f in index if any(_is_child_of(f, name) for name in chosen)]:
+        (out_dir / file).unlink()  # a re-recorded scenario may open fewer call tasks than before
+        del index[file]
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(BIN / "temporal-test-server"))
     try:
         with tempfile.TemporaryDirectory() as tmp:

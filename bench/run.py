@@ -21,7 +21,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from bench import measure_claims, measure_flow, measure_history
-from bench.content import BENCH_SEND, TEMPLATES
+from bench.content import BENCH_HOLD, BENCH_SEND, TEMPLATES
 from bench.results import Figure, machine, show, write
 from bench.stack import Product, TemporalDev, drop_postgres, fresh_postgres, stop_process, write_content
 from bench.world import open_store
@@ -32,8 +32,8 @@ PG_DATABASE = "omnireach_bench"
 
 def sizes(quick: bool) -> dict[str, int]:
     if quick:
-        return {"enroll": 200, "per_round": 100, "webhooks": 100, "in_flight": 600, "agents": 50, "tasks": 1000}
-    return {"enroll": 1000, "per_round": 400, "webhooks": 1000, "in_flight": 10_000, "agents": 50, "tasks": 5000}
+        return {"enroll": 200, "baseline": 200, "webhooks": 100, "in_flight": 600, "agents": 50, "tasks": 1000}
+    return {"enroll": 1000, "baseline": 500, "webhooks": 1000, "in_flight": 10_000, "agents": 50, "tasks": 5000}
 
 
 async def run(quick: bool, keep: bool, only: str | None) -> list[Figure]:
@@ -47,10 +47,10 @@ async def run(quick: bool, keep: bool, only: str | None) -> list[Figure]:
             figures += await _temporal_figures(var, n, want)
         if "d" in want:
             print("(d) claims with 50 agents on PostgreSQL ...", flush=True)
-            figures.append(await asyncio.to_thread(measure_claims.claim_latency, n["agents"], n["tasks"]))
+            _keep(figures, await asyncio.to_thread(measure_claims.claim_latency, n["agents"], n["tasks"]))
         if "f" in want:
             print("(f) history events per enrollment (time-skipping server) ...", flush=True)
-            figures.append(await measure_history.history_events(var / "histories"))
+            _keep(figures, await measure_history.history_events(var / "histories"))
     finally:
         if not keep:
             shutil.rmtree(var, ignore_errors=True)
@@ -66,7 +66,9 @@ async def _temporal_figures(var: Path, n: dict[str, int], want: set[str]) -> lis
 
     temporal = TemporalDev(var / "temporal").start()
     database = fresh_postgres(PG_DATABASE) or f"sqlite:///{var / 'omnireach.db'}"
-    cadences, templates = write_content(var / "content", {"bench-send": BENCH_SEND}, TEMPLATES)
+    cadences, templates = write_content(
+        var / "content", {"bench-send": BENCH_SEND, "bench-hold": BENCH_HOLD}, TEMPLATES
+    )
     provider = FakeProvider().start()
     product = Product(var, database, temporal.address, cadences, templates, provider_url=provider.url)
     figures: list[Figure] = []
@@ -77,22 +79,24 @@ async def _temporal_figures(var: Path, n: dict[str, int], want: set[str]) -> lis
         if library.errors:
             raise SystemExit("bench content does not validate: " + "; ".join(map(str, library.errors)))
         client = await Client.connect(temporal.address)
-        flow = measure_flow.Flow(client, product, provider, sessions, library.get("bench-send"))
+        flow = measure_flow.Flow(
+            client, product, provider, sessions, library.get("bench-send"), library.get("bench-hold")
+        )
         with product.api():
             print(f"(a) {n['enroll']} enrollments through the API vs raw starts ...", flush=True)
-            figures.append(await measure_flow.enrollment_throughput(flow, n["enroll"]))
+            _keep(figures, await measure_flow.enrollment_throughput(flow, n["enroll"]))
             if "b" in want:
-                print(f"(b) {2 * n['per_round']} queued workflows per side, drained by fresh worker processes ...")
-                figures.append(await measure_flow.sends_per_worker(flow, var, n["per_round"]))
-            if want & set("ce"):
+                print(f"(b) one worker drains them; {n['baseline']} no-op workflows before and after ...", flush=True)
+                _keep(figures, await measure_flow.sends_per_worker(flow, var, n["baseline"]))
+            elif want & set("ce"):
                 print("    the product worker drains (a)'s enrollments ...", flush=True)
                 await measure_flow.start_product_worker(flow, var)
             if "c" in want:
                 print(f"(c) {n['webhooks']} status callbacks vs raw signals ...", flush=True)
-                figures.append(await measure_flow.webhook_signals(flow, n["webhooks"]))
+                _keep(figures, await measure_flow.webhook_signals(flow, n["webhooks"]))
             if "e" in want:
                 print(f"(e) topping up to {n['in_flight']:,} enrollments in flight ...", flush=True)
-                figures.append(await measure_flow.memory_in_flight(flow, n["in_flight"]))
+                _keep(figures, await measure_flow.memory_in_flight(flow, n["in_flight"]))
         figures = [f for f in figures if f.key in want]
     finally:
         if flow is not None and flow.worker is not None:
@@ -102,6 +106,14 @@ async def _temporal_figures(var: Path, n: dict[str, int], want: set[str]) -> lis
         if database.startswith("postgresql"):
             drop_postgres(PG_DATABASE)
     return figures
+
+
+def _keep(figures: list[Figure], figure: Figure) -> None:
+    """Add a figure and say it at once (a long run shows its results as it goes)."""
+    figures.append(figure)
+    ratio = f", ratio {figure.ratio:.2f} (goal {figure.goal})" if figure.ratio is not None else ""
+    baseline = f" vs {figure.baseline:,.1f}" if figure.baseline is not None else ""
+    print(f"    ({figure.key}) {figure.ours:,.1f}{baseline} {figure.unit}{ratio}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -78,11 +78,12 @@ class TemporalDev:
             stop_process(self.proc, grace=15)
             self.proc = None
 
-    def restart(self) -> float:
-        """Stop and start again on the same file database; the seconds it was unavailable."""
+    def restart(self, pause: float = 0.0) -> float:
+        """Stop, stay down ``pause`` seconds, start again on the same file database; seconds it was unavailable."""
         began = time.monotonic()
         self.stop()
         wait_until(lambda: not port_open("127.0.0.1", self.port), 15, "the dev server's port to close")
+        time.sleep(pause)
         self.start()
         return time.monotonic() - began
 

@@ -101,7 +101,8 @@ def import_contacts(
             bar.update(task, status=f"{result.created + result.updated:,} ok, {result.failed:,} bad")
 
         try:
-            result = run_import(sessions, contact_records(_lines(file, advance), fmt), progress=show)
+            records = contact_records(_lines(file, advance), fmt)
+            result = run_import(sessions, records, progress=show, salt=settings.secret_key)
         except BadFile as exc:
             err.print(f"[red]error:[/red] {file}:{exc.line}: {exc.message}")
             raise typer.Exit(2) from exc

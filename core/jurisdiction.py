@@ -13,6 +13,7 @@ the stricter one wins at every instant, DST included.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -407,10 +408,8 @@ class _Reader:
         extra: set[date] = set()
         for i, value in enumerate(self._list(spec.get("extra") or [], (*where, "extra"), "holidays.extra")):
             if isinstance(value, str):
-                try:
+                with contextlib.suppress(ValueError):
                     value = date.fromisoformat(value.strip())
-                except ValueError:
-                    pass
             if isinstance(value, date) and not isinstance(value, datetime):
                 extra.add(value)
             else:

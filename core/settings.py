@@ -63,6 +63,7 @@ class Settings(BaseModel):
     templates_dir: Path = Path("templates")
     var_dir: Path = Path("var")
     costs_file: Path = Path("costs.yaml")  # unit costs for reports (docs/developer-api.md)
+    metrics_address: str | None = Field(default=None, pattern=r"^[^\s:]+:\d{1,5}$")  # Prometheus host:port
 
     @field_validator("public_url")
     @classmethod
@@ -137,6 +138,7 @@ class Settings(BaseModel):
             "templates_dir": "OMNIREACH_TEMPLATES_DIR",
             "var_dir": "OMNIREACH_VAR_DIR",
             "costs_file": "OMNIREACH_COSTS_FILE",
+            "metrics_address": "OMNIREACH_METRICS_ADDRESS",
         }
         values = {field: environ[env] for field, env in names.items() if environ.get(env, "") != ""}
         try:

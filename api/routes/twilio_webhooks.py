@@ -31,6 +31,7 @@ from store.models import Contact, OutboxMessage, Suppression
 from store.repos import consent_changes
 from store.repos import inbound as inbound_repo
 from store.repos import outbox as outbox_repo
+from store.repos.data_rights import erased_address
 from store.repos.enrollments import running_enrollments_for_contact
 from store.repos.events import record_event
 from store.repos.suppressions import add_suppression
@@ -130,6 +131,23 @@ def _apply_inbound(
         return _Outcome(receipt.id, None, owed, duplicate=True)
     now = utcnow()
     contacts = _contacts_for(session, channel, address)
+    if not contacts and erased_address(session, salt=settings.secret_key, phone=address) is not None:
+        # An erased person wrote to us: they are blocked forever already; keep nothing about them.
+        inbound_repo.record_inbound(
+            session,
+            provider="twilio",
+            provider_message_id=sid,
+            channel=channel,
+            from_address=None,
+            to_address=to,
+            body=None,
+            intent=classify(body).kind,
+            keyword=None,
+            contact_ids=[],
+            received_at=now,
+        )
+        inbound_repo.owe_signals(session, receipt, [])
+        return _Outcome(receipt.id, None, [], intent="erased")
     opted_out = any(consent_changes.opted_out(session, c, channel) for c in contacts)
     intent = classify(body, opted_out=opted_out)
     evidence = {

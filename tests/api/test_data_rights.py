@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from core.settings import Settings
 from store.models import OutboxMessage, Suppression
-from store.permission_models import ErasureRequest
+from store.permission_models import ErasureRequest, InboundMessage
 from tests.api.conftest import Api, eventually, problem_of
 from tests.api.webhook_helpers import grant, inbound, phone, twilio_post, webhook_settings, write_project
 
@@ -117,6 +117,16 @@ async def test_erasure_forgets_the_person_stops_enrollments_and_refuses_them_lat
     # Re-enrolling the erased contact is refused too.
     refused = await api.post("/v1/enrollments", {"contact_id": contact["id"], "cadence_id": "sms-nurture"})
     assert "erased" in problem_of(refused, 409)["detail"]
+
+    # A text from the erased person is answered with nothing stored about them.
+    late = await twilio_post(api, "/webhooks/twilio/inbound", inbound(contact["phone"], "STOP"))
+    assert late.status_code == 200 and "<Message>" not in late.text
+    with api.sessions() as session:
+        assert session.scalars(select(Suppression).where(Suppression.value == contact["phone"])).first() is None
+        assert (
+            session.scalars(select(InboundMessage).where(InboundMessage.from_address == contact["phone"])).first()
+            is None
+        )
 
     # A repeat DELETE answers with the first erasure.
     repeat = await api.http.delete(f"/v1/contacts/{contact['id']}", headers=api.auth())

@@ -27,6 +27,11 @@ ROUTES = {
     ("get", "/v1/webhook-endpoints/{endpoint_id}"),
     ("delete", "/v1/webhook-endpoints/{endpoint_id}"),
     ("get", "/v1/webhook-endpoints/{endpoint_id}/deliveries"),
+    ("get", "/v1/contacts/{contact_ref}/export"),
+    ("delete", "/v1/contacts/{contact_ref}"),
+    ("post", "/webhooks/twilio/inbound"),
+    ("post", "/webhooks/twilio/status"),
+    ("post", "/webhooks/sendgrid/events"),
 }
 
 

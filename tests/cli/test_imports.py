@@ -187,3 +187,27 @@ def test_explain_lists_every_decision_with_its_reason(project) -> None:
     assert "eva@example.com" not in result.stdout  # masked
     missing = run(["explain", "ext:nobody"], folder)
     assert missing.returncode == 1 and "no contact" in missing.stderr
+
+
+def test_contacts_import_refuses_the_phone_or_email_of_an_erased_person(project) -> None:
+    from store.models import Contact
+    from store.repos.data_rights import erase_contact
+
+    folder, sessions = project
+    with sessions.begin() as session:
+        ana = session.scalars(select(Contact).where(Contact.external_id == "crm-1")).one()
+        erase_contact(session, ana, salt="cli-test-secret", now=datetime.now(UTC), requested_by="test")
+    (folder / "contacts.csv").write_text(
+        "external_id,name,email,phone\n"
+        "crm-new-1,Ana again,,+6281234567890\n"
+        "crm-new-2,Ana by mail,ANA@example.com,\n"
+        "crm-new-3,Someone else,someone@example.com,\n",
+        encoding="utf-8",
+    )
+    result = run(["contacts", "import", "contacts.csv"], folder)
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = " ".join((result.stdout + result.stderr).split())
+    assert "contacts.csv:2" in text and "contacts.csv:3" in text and "erased at their request" in text
+    with sessions() as session:
+        names = session.scalars(select(Contact.external_id).where(Contact.external_id.like("crm-new-%"))).all()
+    assert names == ["crm-new-3"]

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import Counter
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from temporalio.client import WorkflowExecutionStatus
@@ -18,7 +19,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from bench.chaos_provider import message_key
 from bench.content import TEMPLATES, chaos_cadence
-from bench.stack import Product, drop_postgres, fresh_postgres, stop_process, wait_for_worker, write_content
+from bench.stack import (
+    Product,
+    drop_postgres,
+    free_port,
+    fresh_postgres,
+    stop_process,
+    wait_for_worker,
+    write_content,
+)
 from bench.world import ANY_HOUR, add_contacts, open_store
 from content.cadences import load_library
 from store.models import OutboxMessage
@@ -44,7 +53,11 @@ async def test_two_worker_processes_share_the_work_without_duplicates(dev_env: W
     try:
         sessions = open_store(url)
         contacts = add_contacts(sessions, ENROLLMENTS, consents=[("sms", "marketing")], places=ANY_HOUR)
-        workers = [product.worker(f"worker-{n}") for n in (1, 2)]
+        metrics_address = f"127.0.0.1:{free_port()}"  # worker 1 also serves Prometheus metrics (runbook)
+        workers = [
+            product.worker("worker-1", OMNIREACH_METRICS_ADDRESS=metrics_address),
+            product.worker("worker-2"),
+        ]
         for n, worker in enumerate(workers, start=1):
             await asyncio.to_thread(wait_for_worker, worker, tmp_path / f"worker-{n}.log")
         cadence = load_library([cadences], templates).get("chaos")
@@ -65,6 +78,7 @@ async def test_two_worker_processes_share_the_work_without_duplicates(dev_env: W
                 break
             await asyncio.sleep(1)
         sent = provider.accepted("message")
+        exposed = httpx.get(f"http://{metrics_address}/metrics", timeout=5).text
         with sessions() as session:
             rows, keys = session.execute(
                 select(func.count(), func.count(func.distinct(OutboxMessage.message_key)))
@@ -83,3 +97,9 @@ async def test_two_worker_processes_share_the_work_without_duplicates(dev_env: W
     shares = [(tmp_path / f"worker-{n}.log").read_text().count("event=sent ") for n in (1, 2)]
     assert sum(shares) == 3 * ENROLLMENTS
     assert min(shares) > 0, f"both workers should have sent some of the messages: {shares}"
+    assert _counter(exposed, "omnireach_sends") == shares[0], "worker 1 counts exactly the sends it made"
+    assert "temporal_workflow_completed" in exposed, "the SDK's own metrics share the endpoint"
+
+
+def _counter(exposition: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in exposition.splitlines() if line.startswith(name + "{"))

@@ -68,9 +68,10 @@ async def harness(time_skipping_env: WorkflowEnvironment, tmp_path):
 
 
 @pytest.fixture
-async def lawful_harness(time_skipping_env: WorkflowEnvironment, tmp_path):
-    """The shipped jurisdiction rules: legal hours apply on top of the cadence window."""
-    h = Harness(time_skipping_env.client, tmp_path, templates=dict(WHATSAPP_TEMPLATES), policy=default_policy())
+async def lawful_harness(fresh_time_skipping_env: WorkflowEnvironment, tmp_path):
+    """The shipped jurisdiction rules: legal hours apply on top of the cadence window. Its own server, whose
+    clock starts today: the shared one may have skipped decades ahead (holiday calendars end)."""
+    h = Harness(fresh_time_skipping_env.client, tmp_path, templates=dict(WHATSAPP_TEMPLATES), policy=default_policy())
     async with h.worker:
         yield h
 
@@ -253,11 +254,11 @@ ANYTIME = """
 
 
 @pytest.mark.parametrize(("timezone", "country"), [("Asia/Jakarta", "ID"), ("America/New_York", "US")])
-async def test_legal_hours_defer_sends_the_same_way(lawful_harness, time_skipping_env, timezone, country):
+async def test_legal_hours_defer_sends_the_same_way(lawful_harness, fresh_time_skipping_env, timezone, country):
     # no cadence window: only the shipped legal hours (ID: Mon-Sat 08:00-18:00 for every channel; US: SMS
     # 08:00-21:00) hold sends back; 13h apart, two SMS cannot both fall inside them
     workflow, simulated = await tell_both(
-        lawful_harness, time_skipping_env, ANYTIME, [], timezone=timezone, country=country, settle=timedelta(days=6)
+        lawful_harness, fresh_time_skipping_env, ANYTIME, [], timezone=timezone, country=country, settle=timedelta(days=6)
     )
     assert simulated.status == "completed"
     assert any(a.startswith("wait deferred until=") for a in _actions(simulated.trace))
