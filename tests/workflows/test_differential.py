@@ -258,7 +258,13 @@ async def test_legal_hours_defer_sends_the_same_way(lawful_harness, fresh_time_s
     # no cadence window: only the shipped legal hours (ID: Mon-Sat 08:00-18:00 for every channel; US: SMS
     # 08:00-21:00) hold sends back; 13h apart, two SMS cannot both fall inside them
     workflow, simulated = await tell_both(
-        lawful_harness, fresh_time_skipping_env, ANYTIME, [], timezone=timezone, country=country, settle=timedelta(days=6)
+        lawful_harness,
+        fresh_time_skipping_env,
+        ANYTIME,
+        [],
+        timezone=timezone,
+        country=country,
+        settle=timedelta(days=6),
     )
     assert simulated.status == "completed"
     assert any(a.startswith("wait deferred until=") for a in _actions(simulated.trace))
