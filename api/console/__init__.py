@@ -28,8 +28,11 @@ from api.console import session as auth
 from api.console.dial import dial
 from api.deps import Services
 from api.problems import ProblemError
+from api.report_charts import funnel_svg, sla_svg
+from core import reports
 from core.timewindow import resolve_timezone
 from store.models import Contact
+from store.report_queries import load_report_data
 from store.repos import tasks as task_repo
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -187,6 +190,31 @@ async def home(request: Request) -> Response:
         msg=request.query_params.get("msg"),
         error=request.query_params.get("error"),
         **data,
+    )
+
+
+@router.get("/reports")
+async def reports_page(request: Request) -> Response:
+    """Supervisors' view of the closed loop: funnel per cadence and SLA follow-up, as server-drawn SVG."""
+    page = await _signed_in(request)
+    if isinstance(page, Response):
+        return page
+    if not page.desk.supervisor:
+        return _render("error.html", 403, desk=page.desk, message="reports are for supervisors and admins")
+    services = _services(request)
+    data = await services.db.run(load_report_data)
+    funnel = reports.funnel(data, services.costs)
+    sla = reports.sla(data, svc.utcnow())
+    return _render(
+        "reports.html",
+        desk=page.desk,
+        csrf=page.csrf,
+        funnel=funnel,
+        charts={row.cadence_id: funnel_svg(row) for row in funnel},
+        sla=sla,
+        sla_chart=sla_svg(sla),
+        currency=services.costs.currency,
+        costs_configured=services.costs.configured,
     )
 
 

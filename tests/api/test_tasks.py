@@ -14,6 +14,7 @@ import pytest
 from store.repos.api_keys import create_api_key
 from store.repos.consent import append_consent
 from store.repos.contacts import upsert_contact
+from store.repos.enrollments import record_enrollment_started
 from store.repos.suppressions import add_suppression, find_suppression
 from store.repos.tasks import create_task, upsert_agent, upsert_queue
 from tests.api.conftest import Api, problem_of
@@ -245,3 +246,18 @@ async def test_console_signs_in_agents_only_and_keeps_the_same_rules(api: Api, f
     assert forged.status_code == 403  # no CSRF token: nothing claimed
     tampered = await api.http.get("/console", cookies={"omnireach_console": cookie[:-2] + "xx"})
     assert tampered.status_code == 303 and tampered.headers["location"].startswith("/console/login")
+
+
+async def test_console_reports_are_charts_for_supervisors_only(api: Api, floor: Floor) -> None:
+    agent = (await _console_login(api, floor.budi)).cookies["omnireach_console"]
+    refused = await api.http.get("/console/reports", cookies={"omnireach_console": agent})
+    assert refused.status_code == 403 and "supervisors" in refused.text
+
+    with api.sessions.begin() as session:
+        contact, _ = upsert_contact(session, external_id=f"rep-{uuid.uuid4().hex[:6]}", name="Rina")
+        record_enrollment_started(session, f"cadence:report-demo:{contact.id}", "report-demo", contact.id, "h")
+    supervisor = (await _console_login(api, floor.spv)).cookies["omnireach_console"]
+    page = await api.http.get("/console/reports", cookies={"omnireach_console": supervisor})
+    assert page.status_code == 200, page.text
+    assert "Funnel per cadence" in page.text and "Follow-up within SLA" in page.text
+    assert 'aria-label="Funnel of report-demo"' in page.text  # an SVG funnel drawn on the server
