@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -329,6 +330,7 @@ def main(argv: list[str] | None = None) -> None:
         help="keep the histories being replaced as <name>.<SUFFIX>.json (use the patch id of the change)",
     )
     args = parser.parse_args(argv)
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)  # the scenarios fail some on purpose
     asyncio.run(record(args.out, args.only, args.keep_as))
 
 

@@ -48,6 +48,21 @@ class Told:
     status: str
 
 
+# The simulator takes no time to deliver; a real activity takes some, so on a loaded machine the workflow may
+# stamp the command after a delivery a second later. Commands, their order and every `until` must be equal;
+# the stamp of each command may trail the simulator's by at most this much, never lead it.
+ACTIVITY_LATENCY = timedelta(seconds=3)
+
+
+def assert_same_story(workflow: Told, simulated: Told) -> None:
+    """Equal traces (actions and deadlines exactly; stamps within ACTIVITY_LATENCY), sends, skips, status."""
+    assert (workflow.sent, workflow.skipped, workflow.status) == (simulated.sent, simulated.skipped, simulated.status)
+    assert _actions(workflow.trace) == _actions(simulated.trace), (workflow.trace, simulated.trace)
+    for real, virtual in zip(workflow.trace, simulated.trace, strict=True):
+        lag = datetime.fromisoformat(real.split()[0]) - datetime.fromisoformat(virtual.split()[0])
+        assert timedelta(0) <= lag <= ACTIVITY_LATENCY, (real, virtual)
+
+
 @dataclass(frozen=True)
 class Signal:
     """One scripted signal: `at` after the enrollment started."""
@@ -184,7 +199,7 @@ async def test_waits_conditions_and_variants_match(harness, time_skipping_env):
     assert simulated.skipped == {"reminder": "condition_false"}  # opened: the condition skipped the reminder
     # the click ended the 1d wait-until early: the last SMS went out 2d3h after the start, not 3d
     assert simulated.trace[-2][:19] != simulated.trace[0][:19]
-    assert workflow == simulated
+    assert_same_story(workflow, simulated)
 
 
 def _actions(trace: list[str]) -> list[str]:
@@ -228,7 +243,7 @@ async def test_windows_holidays_and_caps_match(harness, time_skipping_env, timez
     assert attempts[1][:10] == attempts[0][:10] != attempts[2][:10] != attempts[3][:10]
     first_try = actions.index("send reminder sms variant=None")
     assert actions[first_try + 1].startswith("wait deferred until=")
-    assert workflow == simulated
+    assert_same_story(workflow, simulated)
 
 
 ANYTIME = """
@@ -268,7 +283,7 @@ async def test_legal_hours_defer_sends_the_same_way(lawful_harness, fresh_time_s
     )
     assert simulated.status == "completed"
     assert any(a.startswith("wait deferred until=") for a in _actions(simulated.trace))
-    assert workflow == simulated
+    assert_same_story(workflow, simulated)
 
 
 EXITS = """
@@ -296,7 +311,7 @@ async def test_exit_events_match(harness, time_skipping_env, event):
     assert simulated.status == "exited"
     assert _actions(simulated.trace)[-1] == f"finish exited exit_on:{event}"
     assert not any(" send last " in line for line in simulated.trace)
-    assert workflow == simulated
+    assert_same_story(workflow, simulated)
 
 
 async def test_stop_request_matches(harness, time_skipping_env):
@@ -304,7 +319,7 @@ async def test_stop_request_matches(harness, time_skipping_env):
     workflow, simulated = await tell_both(harness, time_skipping_env, EXITS, script)
     assert simulated.status == "stopped"
     assert _actions(simulated.trace)[-1] == "finish stopped operator stopped it"
-    assert workflow == simulated
+    assert_same_story(workflow, simulated)
 
 
 ROUTED = """
@@ -345,7 +360,7 @@ async def test_escalation_pauses_nurture_then_handoff_and_win_match(harness, tim
     assert actions.index("task escalate telemarketing") < actions.index("task handoff telesales")
     assert actions[-1] == "finish completed won"
     assert not any(" send reminder " in line for line in simulated.trace)  # paused while agents owned the contact
-    assert workflow == simulated
+    assert_same_story(workflow, simulated)
 
 
 async def test_unanswered_calls_are_retried_then_nurture_resumes_and_matches(harness, time_skipping_env):
@@ -365,7 +380,7 @@ async def test_unanswered_calls_are_retried_then_nurture_resumes_and_matches(har
     assert actions.index("send reminder sms variant=None") > max(
         i for i, a in enumerate(actions) if a == "task escalate telemarketing"
     )  # nurture resumed only after the last attempt
-    assert workflow == simulated
+    assert_same_story(workflow, simulated)
 
 
 async def test_task_nobody_may_call_is_cancelled_and_matches(harness, time_skipping_env):
@@ -377,7 +392,7 @@ async def test_task_nobody_may_call_is_cancelled_and_matches(harness, time_skipp
     actions = _actions(simulated.trace)
     assert "task escalate telemarketing" in actions  # an MQL, but no voice consent: the task closes at once
     assert simulated.sent == {"invite": "email", "reminder": "sms", "last": "sms"}
-    assert workflow == simulated
+    assert_same_story(workflow, simulated)
 
 
 CALLS = """
@@ -410,7 +425,7 @@ async def test_call_step_with_callback_matches(harness, time_skipping_env):
     actions = _actions(simulated.trace)
     assert [a for a in actions if a.startswith("task")] == ["task call telemarketing", "task callback telemarketing"]
     assert any(a.startswith("wait callback_scheduled until=") for a in actions)
-    assert workflow == simulated
+    assert_same_story(workflow, simulated)
 
 
 FALLBACKS = """
@@ -449,4 +464,4 @@ async def test_fallbacks_and_consent_skips_match(harness, time_skipping_env, cha
     workflow, simulated = await tell_both(harness, time_skipping_env, FALLBACKS, [], channels=channels)
     assert simulated.status == "completed"
     assert simulated.sent == expected
-    assert workflow == simulated
+    assert_same_story(workflow, simulated)
