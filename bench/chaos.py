@@ -35,6 +35,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from bench.chaos_provider import FlakyProvider, TwilioCallbacks, enrollment_of, message_key, step_of
 from bench.content import TEMPLATES, chaos_cadence
@@ -304,7 +305,7 @@ class Chaos:
                     )
                     if running.count == 0:
                         return
-                except RuntimeError:
+                except (RuntimeError, RPCError):
                     client = None  # the server is restarting
             await asyncio.sleep(1)
         print(f"deadline of {self.config.deadline:.0f}s reached; reporting what is there", file=sys.stderr)
