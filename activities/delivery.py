@@ -37,7 +37,7 @@ from core import tokens
 from core.jurisdiction import JurisdictionPolicy
 from core.messages import MessageCatalog, TemplateProblem, build_context
 from core.model import Window
-from core.permission import Verdict
+from core.permission import Verdict, most_telling
 from core.sms import segment_info
 from store.models import Contact
 from store.repos import contacts as contacts_repo
@@ -163,7 +163,7 @@ class DeliveryActivities:
                     )
                     return built, channel
                 verdicts.append((channel, verdict))
-            channel, verdict = _most_telling(verdicts)
+            channel, verdict = most_telling(verdicts)
             return self._decided(session, request, channel, verdict, now)
 
     def _verdict(
@@ -359,14 +359,6 @@ class DeliveryActivities:
         log.info("event=sent key=%s channel=%s provider=%s", request.message_key, channel, receipt.provider)
         reason = "outcome_unknown" if unconfirmed else "allowed"
         return DeliverResult("sent", reason, detail, channel, message_key=request.message_key)
-
-
-def _most_telling(verdicts: list[tuple[str, Verdict]]) -> tuple[str, Verdict]:
-    """With a fallback, a deferral (try again later) beats a skip; otherwise the primary's reason."""
-    deferrals = [(c, v) for c, v in verdicts if v.outcome == "defer"]
-    if deferrals:
-        return min(deferrals, key=lambda cv: cv[1].until or datetime.max.replace(tzinfo=UTC))
-    return verdicts[0]
 
 
 def _in_whatsapp_session(contact: Contact, now: datetime) -> bool:

@@ -126,3 +126,13 @@ def local_week_bounds(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime
     local = now.astimezone(zone).date()
     monday = local - timedelta(days=local.weekday())
     return _local_midnight(monday, zone), _local_midnight(monday + timedelta(days=7), zone)
+
+
+def most_telling(verdicts: list[tuple[str, Verdict]]) -> tuple[str, Verdict]:
+    """Of the verdicts for a channel and its fallback: a deferral (try again later) beats a skip, the
+    earliest deferral first; otherwise the primary channel's reason. The deliver activity and the simulator
+    both decide this way."""
+    deferrals = [(c, v) for c, v in verdicts if v.outcome == "defer"]
+    if deferrals:
+        return min(deferrals, key=lambda cv: cv[1].until or datetime.max.replace(tzinfo=ZoneInfo("UTC")))
+    return verdicts[0]

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from core import engine
 from core.engine import ContactProfile, EnrollmentState
 from core.model import CHANNELS, Cadence, Window
-from core.permission import SendFacts, Verdict, decide, local_day_bounds, local_week_bounds
+from core.permission import SendFacts, Verdict, decide, local_day_bounds, local_week_bounds, most_telling
 from core.sim.calls import CallDesk
 from core.timewindow import DailyWindow, resolve_timezone
 from core.trace import describe
@@ -351,17 +351,6 @@ class Driver:
             return True  # free-form inside the customer-service window
         templates = self.rules.whatsapp_templates
         return templates is None or message in templates
-
-
-def most_telling(verdicts: list[tuple[str, Verdict]]) -> tuple[str, Verdict]:
-    """With a fallback, a deferral (try again later) beats a skip; otherwise the primary's reason.
-
-    The same choice as the deliver activity's `_most_telling`.
-    """
-    deferrals = [(c, v) for c, v in verdicts if v.outcome == "defer"]
-    if deferrals:
-        return min(deferrals, key=lambda cv: cv[1].until or datetime.max.replace(tzinfo=UTC))
-    return verdicts[0]
 
 
 def _count(instants: Iterable[datetime], start: datetime, end: datetime) -> int:
