@@ -110,11 +110,15 @@ async def _signed_in(request: Request) -> _Page | Response:
     return _Page(desk, cookie or "", secret)
 
 
-async def _checked_form(request: Request, page: _Page) -> dict[str, str] | Response:
+async def _signed_post(request: Request) -> tuple[_Page, dict[str, str]] | Response:
+    """A form post from a signed-in agent with a valid CSRF token, or the response that refuses it."""
+    page = await _signed_in(request)
+    if isinstance(page, Response):
+        return page
     form = await _form(request)
     if not auth.csrf_ok(page.cookie, _services(request).settings.secret_key, form.get("csrf")):
         return _render("error.html", 403, message="the form expired or did not come from this console; reload the page")
-    return form
+    return page, form
 
 
 @router.get("/login")
@@ -220,12 +224,10 @@ async def reports_page(request: Request) -> Response:
 
 @router.post("/next")
 async def take_next(request: Request) -> Response:
-    page = await _signed_in(request)
-    if isinstance(page, Response):
-        return page
-    form = await _checked_form(request, page)
-    if isinstance(form, Response):
-        return form
+    posted = await _signed_post(request)
+    if isinstance(posted, Response):
+        return posted
+    page, form = posted
     services = _services(request)
     queue = form.get("queue") or None
     try:
@@ -274,12 +276,10 @@ async def task_page(request: Request, task_id: str) -> Response:
 
 @router.post("/tasks/{task_id}/disposition")
 async def record(request: Request, task_id: str) -> Response:
-    page = await _signed_in(request)
-    if isinstance(page, Response):
-        return page
-    form = await _checked_form(request, page)
-    if isinstance(form, Response):
-        return form
+    posted = await _signed_post(request)
+    if isinstance(posted, Response):
+        return posted
+    page, form = posted
     services = _services(request)
     try:
         data = await services.db.run(lambda s: _disposition_input(s, task_id, form))
@@ -329,12 +329,10 @@ def _disposition_input(session: Session, task_id: str, form: dict[str, str]) -> 
 
 @router.post("/tasks/{task_id}/release")
 async def release(request: Request, task_id: str) -> Response:
-    page = await _signed_in(request)
-    if isinstance(page, Response):
-        return page
-    form = await _checked_form(request, page)
-    if isinstance(form, Response):
-        return form
+    posted = await _signed_post(request)
+    if isinstance(posted, Response):
+        return posted
+    page, _form_fields = posted
     services = _services(request)
     try:
         task = await services.db.run(lambda s: svc.release(s, page.desk, task_id, now=svc.utcnow()))
@@ -347,12 +345,10 @@ async def release(request: Request, task_id: str) -> Response:
 
 @router.post("/tasks/{task_id}/dial")
 async def dial_contact(request: Request, task_id: str) -> Response:
-    page = await _signed_in(request)
-    if isinstance(page, Response):
-        return page
-    form = await _checked_form(request, page)
-    if isinstance(form, Response):
-        return form
+    posted = await _signed_post(request)
+    if isinstance(posted, Response):
+        return posted
+    page, _form_fields = posted
     try:
         message = await dial(request, page.desk, task_id)
     except ProblemError as exc:
