@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -27,7 +28,8 @@ from bench.stack import Product, TemporalDev, drop_postgres, fresh_postgres, sto
 from bench.world import open_store
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PG_DATABASE = "omnireach_bench"
+# Another name lets two runs share one PostgreSQL server without dropping each other's database.
+PG_DATABASE = os.environ.get("OMNIREACH_BENCH_DATABASE", "omnireach_bench")
 
 
 def sizes(quick: bool) -> dict[str, int]:

@@ -36,7 +36,7 @@ def worker() -> None:
 
 def api(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000)) -> None:
     """Serve the HTTP API, provider webhooks and agent console."""
-    run_and_exit(_api_only(host, port))
+    run_and_exit(_api_only(host, port), fast_loop=True)
 
 
 def _configure_logging() -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Base, ConsentRecord, Contact, Enrollment, Event, OutboxMessage, Suppression
@@ -73,17 +73,18 @@ def find_erasure(session: Session, contact_id: str) -> ErasureRequest | None:
 def erased_address(session: Session, *, salt: str, **addresses: str | None) -> tuple[str, datetime] | None:
     """The first of ``addresses`` (field name -> address) that belongs to an erased person, and when it was
     erased; None when none does. Used to refuse a later import or enrollment of the same phone or email."""
-    for field, address in addresses.items():
-        if not address:
-            continue
-        row = session.scalars(
-            select(Suppression)
-            .where(Suppression.kind == "erasure", Suppression.value_hash == hash_address(address, salt))
-            .limit(1)
-        ).first()
-        if row is not None:
-            return field, row.created_at
-    return None
+    hashes = {field: hash_address(address, salt) for field, address in addresses.items() if address}
+    if not hashes:
+        return None
+    # One query for all of them: this guard runs on every enrollment, the API's busiest write.
+    found = dict(
+        session.execute(
+            select(Suppression.value_hash, func.min(Suppression.created_at))
+            .where(Suppression.kind == "erasure", Suppression.value_hash.in_(set(hashes.values())))
+            .group_by(Suppression.value_hash)
+        ).all()
+    )
+    return next(((field, found[digest]) for field, digest in hashes.items() if digest in found), None)
 
 
 def erased_by_external_id(session: Session, external_id: str, *, salt: str) -> Contact | None:
