@@ -84,6 +84,7 @@ def build_activities(
         public_url=settings.public_url,
         email=channels.get("email"),
         clock=clock,
+        policy=policy,
     )
     return [
         delivery.deliver,

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from activities.permission_check import Reachability, check_permission
+from core.jurisdiction import JurisdictionPolicy
 from core.model import Window
 from core.permission import Verdict
 from store.models import Contact
@@ -27,11 +28,24 @@ def calling_windows(queue: CallQueue | None) -> tuple:
     return (Window.model_validate(queue.calling_hours).daily(),)
 
 
-def vet_call(session: Session, task: CallTask, now: datetime, *, salt: str, hours: bool = True) -> Verdict:
-    """The verdict for calling the task's contact at ``now`` (``hours=False``: consent and DNC only)."""
+def vet_call(
+    session: Session,
+    task: CallTask,
+    now: datetime,
+    *,
+    salt: str,
+    hours: bool = True,
+    policy: JurisdictionPolicy | None = None,
+) -> Verdict:
+    """The verdict for calling the task's contact at ``now`` (``hours=False``: consent and DNC only).
+
+    ``policy``: the operator's jurisdiction rules (OMNIREACH_POLICY_FILE); None means the shipped defaults, so
+    every caller with settings must pass the loaded policy or an override would not reach agents' calls."""
     contact = session.get(Contact, task.contact_id)
     if contact is None or contact.erased_at is not None:
         return Verdict("skip", "contact_gone", "the contact was erased or no longer exists")
     queue = session.get(CallQueue, task.queue)
     windows = calling_windows(queue) if hours else ()
-    return check_permission(session, contact, Reachability("voice", task.purpose, windows), now, salt=salt)
+    return check_permission(
+        session, contact, Reachability("voice", task.purpose, windows), now, salt=salt, policy=policy
+    )

@@ -32,6 +32,7 @@ from activities.task_types import (
 )
 from channels.base import Channel, OutgoingMessage
 from core import webhook_signing
+from core.jurisdiction import JurisdictionPolicy
 from core.messages import MessageCatalog, TemplateProblem, build_context
 from core.queues import QueueBook
 from store.models import Contact
@@ -62,6 +63,7 @@ class CallTaskActivities:
         email: Channel | None = None,
         clock: Callable[[], datetime] | None = None,
         http_timeout: float = WEBHOOK_TIMEOUT,
+        policy: JurisdictionPolicy | None = None,
     ):
         self.sessions = session_factory
         self.catalog = catalog
@@ -72,6 +74,7 @@ class CallTaskActivities:
         self.email = email
         self.clock = clock or (lambda: datetime.now(UTC))
         self.http_timeout = http_timeout
+        self.policy = policy  # the operator's legal hours / registries; None: the shipped defaults
 
     @activity.defn(name="open-call-task")
     async def open_task(self, request: OpenCallTask) -> CallTaskOpened:
@@ -119,7 +122,7 @@ class CallTaskActivities:
                 priority=0,
             )
             if created:
-                verdict = vet_call(session, task, self.clock(), salt=self.secret_key, hours=False)
+                verdict = vet_call(session, task, self.clock(), salt=self.secret_key, hours=False, policy=self.policy)
                 if verdict.outcome == "skip":
                     task_repo.close_task(
                         session, task, "cancelled", self.clock(), reason=f"{verdict.reason}: {verdict.detail}"

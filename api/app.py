@@ -34,6 +34,7 @@ from api.routes import (
 from api.routes.tasks import router as tasks_router
 from api.temporal_gateway import TemporalGateway
 from content.costs import load_costs
+from content.policy import load_policy
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ def create_app(
         temporal=temporal,
         library=library,
         costs=load_costs(settings.costs_file),
+        # The same rules the worker applies: an agent's claim and dial obey the operator's overrides too.
+        policy=load_policy(settings.policy_file),
     )
     install_problem_handlers(app)
     for module in (health, contacts, consents, enrollments, events):

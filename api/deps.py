@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.problems import FieldError, ProblemError
 from api.temporal_gateway import TemporalGateway
+from core.jurisdiction import JurisdictionPolicy, default_policy
 from core.reports import Costs
 from core.settings import Settings
 from store.repos.api_keys import verify_api_key
@@ -71,6 +72,7 @@ class Services:
     temporal: TemporalGateway
     library: Library
     costs: Costs = field(default_factory=Costs)  # unit costs for reports (costs.yaml)
+    policy: JurisdictionPolicy = field(default_factory=default_policy)  # legal hours, registries (+ operator file)
 
 
 @dataclass(frozen=True)

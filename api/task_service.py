@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.call_checks import vet_call
 from api.deps import Database, Principal
 from api.problems import ProblemError
+from core.jurisdiction import JurisdictionPolicy
 from core.permission import Verdict
 from store.models import Contact
 from store.repos import tasks as task_repo
@@ -105,7 +106,14 @@ class Claimed:
 
 
 def claim(
-    session: Session, desk: Desk, *, now: datetime, salt: str, queue: str | None = None, task_id: str | None = None
+    session: Session,
+    desk: Desk,
+    *,
+    now: datetime,
+    salt: str,
+    policy: JurisdictionPolicy,
+    queue: str | None = None,
+    task_id: str | None = None,
 ) -> Claimed:
     """Claim a named task, or the most urgent one of ``queue`` (default: all the desk's queues). Calling
     hours, voice consent and DNC are checked first: a contact outside their hours is skipped until then,
@@ -114,7 +122,7 @@ def claim(
         raise ProblemError(403, "claiming needs an agent key: an admin key has no agent to assign the task to")
 
     def vet(s: Session, task: CallTask, at: datetime) -> Verdict:
-        return vet_call(s, task, at, salt=salt)
+        return vet_call(s, task, at, salt=salt, policy=policy)
 
     if task_id is not None:
         visible_task(session, desk, task_id)

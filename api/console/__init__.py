@@ -233,7 +233,14 @@ async def take_next(request: Request) -> Response:
     try:
         claimed = await svc.run_claim(
             services.db,
-            lambda s: svc.claim(s, page.desk, now=svc.utcnow(), salt=services.settings.secret_key, queue=queue),
+            lambda s: svc.claim(
+                s,
+                page.desk,
+                now=svc.utcnow(),
+                salt=services.settings.secret_key,
+                policy=services.policy,
+                queue=queue,
+            ),
         )
     except ProblemError as exc:
         return _redirect("/console", exc.detail, error=True)

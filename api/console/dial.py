@@ -43,7 +43,7 @@ async def dial(request: Request, desk: svc.Desk, task_id: str) -> str:
         task = svc.visible_task(session, desk, task_id)
         if task.status != "claimed" or task.claimed_by != desk.agent_id:
             raise ProblemError(409, "claim the task before dialing; only the agent holding it may call")
-        verdict = vet_call(session, task, svc.utcnow(), salt=salt)
+        verdict = vet_call(session, task, svc.utcnow(), salt=salt, policy=services.policy)
         if not verdict.allowed:
             task_repo.log_task(
                 session, task.id, "dial_refused", svc.utcnow(), agent_id=desk.agent_id, detail=verdict.detail

@@ -184,7 +184,9 @@ async def claim_task(body: ClaimIn, services: ServicesDep, caller: Caller) -> Ta
 
     def run(session: Session) -> tuple[svc.Claimed, TaskDetailOut | None]:
         desk = svc.desk_for(session, caller)
-        claimed = svc.claim(session, desk, now=now, salt=salt, queue=body.queue, task_id=body.task_id)
+        claimed = svc.claim(
+            session, desk, now=now, salt=salt, policy=services.policy, queue=body.queue, task_id=body.task_id
+        )
         detail = _detail(session, desk, claimed.task.id, now) if claimed.task else None
         return claimed, detail
 

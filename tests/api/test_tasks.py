@@ -261,3 +261,35 @@ async def test_console_reports_are_charts_for_supervisors_only(api: Api, floor: 
     assert page.status_code == 200, page.text
     assert "Funnel per cadence" in page.text and "Follow-up within SLA" in page.text
     assert 'aria-label="Funnel of report-demo"' in page.text  # an SVG funnel drawn on the server
+
+
+async def test_the_operators_policy_file_governs_agents_claims(api: Api, floor: Floor, library, tmp_path) -> None:
+    """OMNIREACH_POLICY_FILE tightens legal calling hours for a country: an agent's claim obeys it, exactly as the
+    worker's sends do. With the shipped rules the same task is claimed at once."""
+    from api.app import create_app
+    from api.temporal_gateway import TemporalGateway
+
+    hour = datetime.now(UTC).hour
+    start = (hour + 3) % 22  # a one-hour window that is not now, in the contact's zone (UTC)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\ncountries:\n  DE:\n    hours:\n      - channels: [voice]\n        purposes: [marketing, sales]\n"
+        f'        days: [mon, tue, wed, thu, fri, sat, sun]\n        hours: "{start:02d}:00-{start + 1:02d}:00"\n'
+    )
+    strict = create_app(
+        api.settings.model_copy(update={"policy_file": policy}),
+        api.sessions,
+        TemporalGateway(api.temporal, api.settings.task_queue),
+        library,
+    )
+    held = new_task(api, floor.marketing, timezone="UTC", priority=90)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=strict), base_url="http://api.test") as http:
+        response = await http.post("/v1/tasks/claim", json={"task_id": held}, headers=api.auth(floor.ani))
+    problem = problem_of(response, 409)
+    assert "legal" in problem["detail"].lower() or "hours" in problem["detail"].lower(), problem
+    with api.sessions() as session:
+        from store.repos.tasks import get_task
+
+        assert get_task(session, held).status == "open"
+    claimed = await claim(api, floor.ani, task_id=held)  # the shipped rules have no such limit for DE
+    assert claimed.status_code == 200 and claimed.json()["id"] == held
