@@ -94,19 +94,21 @@ def check_content(
     load: CadenceLoad,
     catalog: MessageCatalog,
     *,
-    queues: Iterable[str] = DEFAULT_QUEUES,
+    queues: Iterable[str] | None = DEFAULT_QUEUES,
     template_root: str = "templates",
     sources: Mapping[str, str] | None = None,
 ) -> None:
     """Messages, channel templates, scripts and queues exist; every template renders with a sample.
 
-    `sources` (template name -> text) lets an undefined-name error point at its column.
+    `sources` (template name -> text) lets an undefined-name error point at its column. `queues` None: queue
+    names are not checked (the queue file itself is broken and reported; a cascade of "unknown queue" would
+    only point away from it).
     """
     doc = load.document
     view = ContentView.of(load.cadence) if load.cadence is not None else load.partial
     if view is None or doc is None:
         return
-    checker = _ContentChecker(doc, catalog, view, set(queues), template_root, sources or {})
+    checker = _ContentChecker(doc, catalog, view, None if queues is None else set(queues), template_root, sources or {})
     for index, step in view.steps:
         here = ("steps", index)
         if isinstance(step, SendStep):
@@ -126,7 +128,7 @@ class _ContentChecker:
         doc: LocatedDocument,
         catalog: MessageCatalog,
         view: ContentView,
-        queues: set[str],
+        queues: set[str] | None,
         root: str,
         sources: Mapping[str, str],
     ):
@@ -158,7 +160,7 @@ class _ContentChecker:
                     self.render(name, step.id or "")
 
     def route(self, here: tuple, step_id: str, queue: str, script: str, queue_key: str) -> None:
-        if queue not in self.queues:
+        if self.queues is not None and queue not in self.queues:
             known = ", ".join(sorted(self.queues))
             self.errors.append(self.doc.error((*here, queue_key), f"unknown queue '{queue}'; known queues: {known}"))
         name = f"scripts/{script}.md.j2"

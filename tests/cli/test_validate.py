@@ -418,6 +418,26 @@ def test_duplicate_cadence_ids_point_at_the_second_id(project: Path) -> None:
     assert code == 1
 
 
+ROUTED_TO_VIP = VALID.replace(
+    "steps:\n", "escalate:\n  when: \"score >= 10\"\n  queue: vip-desk\n  script: qualify\nsteps:\n", 1
+)
+
+
+def test_queues_are_checked_against_the_projects_queues_yaml(project: Path) -> None:
+    """A queue named only in the project's queues.yaml is known; one named nowhere is an error at its value;
+    a broken queues.yaml is reported as well, at its own line."""
+    code, lines, _ = validate(project, ROUTED_TO_VIP)
+    assert code == 1 and lines == [
+        "cadences/demo.yaml:8:10: unknown queue 'vip-desk'; known queues: telemarketing, telesales"
+    ]
+    (project / "queues.yaml").write_text("queues:\n  vip-desk:\n    title: VIP desk\n    sla: 2h\n", encoding="utf-8")
+    code, lines, _ = validate(project, ROUTED_TO_VIP)
+    assert (code, lines) == (0, [])
+    (project / "queues.yaml").write_text("queues:\n  vip-desk:\n    sla: soon\n", encoding="utf-8")
+    code, lines, _ = validate(project, ROUTED_TO_VIP)
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("queues.yaml:3:"), lines
+
+
 def test_paths_and_templates_can_be_given(project: Path) -> None:
     other = project / "elsewhere"
     other.mkdir()
