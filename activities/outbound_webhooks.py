@@ -95,6 +95,61 @@ async def emit_event(
     return OutboundEventResult(recorded.event_id, not recorded.created, recorded.delivery_ids)
 
 
+class WebhookRelay:
+    """Starts the deliveries of events journaled by other code (store.repos.milestones: a disposition, a
+    consent withdrawal, an SLA breach...) inside its own transaction. Runs beside every worker; several
+    relays are harmless because a delivery's workflow id is fixed (a second start is refused and skipped).
+
+    Each sweep looks at deliveries pending for at least ``settle`` (their transaction has surely committed)
+    and created within ``lookback``; the first sweep after start-up looks at all of them (catch-up after a
+    restart). Ids it has started are remembered, so a delivery in its retry backoff costs no further call.
+    Older ones left pending (Temporal down for longer than ``lookback``) are for `omnireach webhooks retry`.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        client: Client,
+        task_queue: str,
+        *,
+        settle: timedelta = timedelta(seconds=1),
+        lookback: timedelta = timedelta(days=1),
+        clock: Callable[[], datetime] | None = None,
+    ):
+        self.sessions, self.client, self.task_queue = sessions, client, task_queue
+        self.settle, self.lookback = settle, lookback
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.started: dict[int, datetime] = {}  # delivery id -> when this relay started it
+        self.caught_up = False
+
+    async def sweep(self) -> int:
+        """One pass; the number of deliveries started."""
+        now = self.clock()
+        newer_than = now - self.lookback if self.caught_up else None
+        pending = await asyncio.to_thread(self._pending, now - self.settle, newer_than)
+        fresh = [d for d in pending if d.id not in self.started]
+        await start_deliveries(self.client, self.task_queue, fresh)
+        self.started.update(dict.fromkeys((d.id for d in fresh), now))
+        self.started = {i: at for i, at in self.started.items() if at > now - self.lookback}
+        self.caught_up = True
+        if fresh:
+            log.info("event=webhook_relay started=%d", len(fresh))
+        return len(fresh)
+
+    def _pending(self, older_than: datetime, newer_than: datetime | None) -> list[repo.DeliveryRef]:
+        with self.sessions() as session:
+            return repo.pending_deliveries(session, older_than=older_than, newer_than=newer_than, limit=None)
+
+    async def run(self, interval: float = 2.0) -> None:
+        """Sweep forever; a failed sweep (database or Temporal down) is logged and tried again."""
+        while True:
+            try:
+                await self.sweep()
+            except Exception as exc:  # the worker must outlive an outage; the next sweep retries
+                log.warning("event=webhook_relay_failed error=%s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(interval)
+
+
 def request_body(job: repo.DeliveryJob) -> bytes:
     """The JSON a receiver gets: ``{"type", "timestamp", "data"}`` (Standard Webhooks' payload shape)."""
     data: dict[str, Any] = {

@@ -109,6 +109,7 @@ async def _up(api_port: int, temporal_port: int, ui_port: int, demo: bool) -> in
         the_worker = build_worker(client, settings, build_activities(settings, sessions, library.catalog))
         server = _api_server(settings, sessions, library, client, "127.0.0.1", api_port)
         tasks = [asyncio.create_task(the_worker.run()), asyncio.create_task(server.serve())]
+        relay = asyncio.create_task(_webhook_relay(sessions, client, settings.task_queue))
         admin_key = _ensure_admin_key(settings, sessions)
         _banner(settings, address, api_port, ui_port if dev_server else None, admin_key)
         if demo:
@@ -117,6 +118,7 @@ async def _up(api_port: int, temporal_port: int, ui_port: int, demo: bool) -> in
             await _serve_forever(tasks)
         finally:
             err.print("stopping: API, worker, Temporal…")
+            relay.cancel()
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(the_worker.shutdown(), timeout=15)
@@ -191,6 +193,13 @@ async def _start_demo(settings, sessions, library, client) -> None:
     out.print(f"[bold]demo:[/bold] console agent key {agent_key}   (sign in at /console; kept in {key_file})")
 
 
+async def _webhook_relay(sessions, client, task_queue: str) -> None:
+    """Beside each worker: start the outbound webhook deliveries of business events journaled anywhere."""
+    from activities.outbound_webhooks import WebhookRelay
+
+    await WebhookRelay(sessions, client, task_queue).run()
+
+
 async def _worker_only() -> int:
     from cli.temporal_server import connect
     from worker import build_activities, build_worker
@@ -201,10 +210,12 @@ async def _worker_only() -> int:
     assert library.catalog is not None
     the_worker = build_worker(client, settings, build_activities(settings, sessions, library.catalog))
     task = asyncio.create_task(the_worker.run())
+    relay = asyncio.create_task(_webhook_relay(sessions, client, settings.task_queue))
     err.print(f"worker polling task queue '{settings.task_queue}' on {settings.temporal_address or '127.0.0.1:7233'}")
     try:
         await _serve_forever([task])
     finally:
+        relay.cancel()
         await the_worker.shutdown()
     return 0
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.reports import EnrollmentFact, EventFact, MessageFact, MilestoneFact, ReportData
 from store.models import Enrollment, Event, OutboxMessage
+from store.repos import milestones
 from store.webhook_models import BusinessEvent
 
 MILESTONE_KINDS = ("mql.created", "sql.handed_off", "task.disposed", "deal.won", "deal.lost", "sla.breached")
@@ -113,33 +114,23 @@ def _call_floor_milestones(session: Session, ids: Select[Any]) -> list[Milestone
     tasks = session.execute(select(CallTask).where(CallTask.enrollment_id.in_(ids))).scalars().all()
     for t in tasks:
         common = {"enrollment_id": t.enrollment_id, "contact_id": t.contact_id, "cadence_id": t.cadence_id}
-        sla = int((t.due_at - t.created_at).total_seconds())
-        stage = {"escalate": "mql.created", "handoff": "sql.handed_off"}.get(t.kind)
+        stage = milestones.STAGE_OF_KIND.get(t.kind)
         if stage is not None and t.attempt == 1:
-            found.append(
-                MilestoneFact(
-                    stage, t.created_at, payload={"queue": t.queue, "sla_seconds": sla, "task_id": t.id}, **common
-                )
-            )
+            found.append(MilestoneFact(stage, t.created_at, payload=milestones.opened_payload(t), **common))
         if t.sla_breached_at is not None:
             found.append(
-                MilestoneFact("sla.breached", t.sla_breached_at, payload={"queue": t.queue, "task_id": t.id}, **common)
+                MilestoneFact("sla.breached", t.sla_breached_at, payload=milestones.breach_payload(t), **common)
             )
     by_id = {t.id: t for t in tasks}
     if by_id:
         for d in session.execute(select(CallDisposition).where(CallDisposition.task_id.in_(list(by_id)))).scalars():
             t = by_id[d.task_id]
-            handled = (d.recorded_at - t.claimed_at).total_seconds() if t.claimed_at else 0
-            payload = {
-                "queue": t.queue,
-                "task_id": t.id,
-                "disposition": d.disposition,
-                "handle_seconds": max(handled, 0),
-            }
             common = {"enrollment_id": t.enrollment_id, "contact_id": t.contact_id, "cadence_id": t.cadence_id}
-            found.append(MilestoneFact("task.disposed", d.recorded_at, payload=payload, **common))
+            found.append(
+                MilestoneFact("task.disposed", d.recorded_at, payload=milestones.disposition_payload(t, d), **common)
+            )
         for r in session.execute(select(RevenueRecord).where(RevenueRecord.task_id.in_(list(by_id)))).scalars():
-            payload = {"task_id": r.task_id, "amount": float(r.amount or 0), "currency": r.currency, "reason": r.reason}
+            payload = milestones.revenue_payload(r)
             kind = "deal.won" if r.outcome == "won" else "deal.lost"
             found.append(
                 MilestoneFact(

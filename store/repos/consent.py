@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.models import CHANNELS, CONSENT_STATUSES, PURPOSES, ConsentRecord
+from store.repos import milestones
 from store.repos._common import check_choice
 from store.types import utcnow
 
@@ -85,6 +86,8 @@ def append_consent(
     )
     session.add(record)
     session.flush()
+    if record.status == "withdrawn":
+        milestones.consent_withdrawn(session, record)  # subscribers hear of it, committed with the evidence
     return record
 
 

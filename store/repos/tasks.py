@@ -28,6 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from core.permission import Verdict
 from store.models import PURPOSES, Contact
+from store.repos import milestones
 from store.repos._common import check_choice, insert_or_get
 from store.repos.consent import append_consent
 from store.repos.suppressions import add_suppression
@@ -183,6 +184,7 @@ def create_task(
     task, created = insert_or_get(session, row, lambda: session.get(CallTask, id))
     if created:
         log_task(session, id, "created", created_at, detail=fields.get("reason") or "")
+        milestones.task_opened(session, task)
     return task, created
 
 
@@ -354,6 +356,7 @@ def mark_breached(session: Session, task_id: str, *, now: datetime) -> CallTask 
     session.flush()
     waited = int((now - task.created_at).total_seconds())
     log_task(session, task.id, "sla_breached", now, detail=f"unclaimed {waited}s after creation (deadline passed)")
+    milestones.sla_breached(session, task)
     return task
 
 
@@ -399,21 +402,22 @@ def record_disposition(session: Session, task: CallTask, data: DispositionData, 
     if data.disposition == "do_not_call":
         _do_not_call(session, task, data, now)
     if data.disposition in ("won", "lost"):
-        session.add(
-            RevenueRecord(
-                task_id=task.id,
-                enrollment_id=task.enrollment_id,
-                cadence_id=task.cadence_id,
-                contact_id=task.contact_id,
-                agent_id=data.agent_id,
-                outcome=data.disposition,
-                amount=data.amount,
-                currency=data.currency,
-                reason=data.reason,
-                recorded_at=now,
-            )
+        revenue = RevenueRecord(
+            task_id=task.id,
+            enrollment_id=task.enrollment_id,
+            cadence_id=task.cadence_id,
+            contact_id=task.contact_id,
+            agent_id=data.agent_id,
+            outcome=data.disposition,
+            amount=data.amount,
+            currency=data.currency,
+            reason=data.reason,
+            recorded_at=now,
         )
+        session.add(revenue)
+        milestones.deal_closed(session, revenue)
     session.flush()
+    milestones.task_disposed(session, task, row)
     return row
 
 

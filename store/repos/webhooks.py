@@ -239,13 +239,15 @@ def attempts_for(session: Session, delivery_ids: list[int]) -> dict[int, list[We
     return found
 
 
-def pending_deliveries(session: Session, *, older_than: datetime, limit: int = 1000) -> list[DeliveryRef]:
-    """Deliveries still pending that were created before ``older_than`` (their workflow may never have
-    started, e.g. Temporal was down right after the commit)."""
-    query = (
-        select(WebhookDelivery.id, WebhookDelivery.endpoint_id)
-        .where(WebhookDelivery.status == "pending", WebhookDelivery.created_at < older_than)
-        .order_by(WebhookDelivery.id)
-        .limit(limit)
+def pending_deliveries(
+    session: Session, *, older_than: datetime, newer_than: datetime | None = None, limit: int | None = 1000
+) -> list[DeliveryRef]:
+    """Deliveries still pending that were created before ``older_than`` (and after ``newer_than``): their
+    workflow may never have started, e.g. Temporal was down right after the commit."""
+    query = select(WebhookDelivery.id, WebhookDelivery.endpoint_id).where(
+        WebhookDelivery.status == "pending", WebhookDelivery.created_at < older_than
     )
+    if newer_than is not None:
+        query = query.where(WebhookDelivery.created_at > newer_than)
+    query = query.order_by(WebhookDelivery.id).limit(limit)
     return [DeliveryRef(i, e) for i, e in session.execute(query).tuples()]

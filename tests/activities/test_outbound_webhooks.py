@@ -214,3 +214,77 @@ async def test_workflows_emit_through_the_activity(setup: Setup, receiver_factor
             await asyncio.sleep(0.1)
     [(_, body)] = receiver.answered(200)
     assert json.loads(body)["data"]["key"] == key
+
+
+async def test_facts_recorded_anywhere_reach_subscribers_through_the_relay(setup: Setup, receiver_factory) -> None:
+    """The store journals each milestone in the transaction that makes it true (an escalation or hand-off task,
+    an SLA breach, a disposition, a won deal, a consent withdrawal); the worker's relay starts the signed
+    deliveries. Each fact reaches the subscriber once, however often the relay sweeps or restarts."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from activities.outbound_webhooks import WebhookRelay
+    from store.repos.consent import append_consent
+    from store.repos.contacts import upsert_contact
+    from store.repos.tasks import DispositionData, create_task, mark_breached, record_disposition, upsert_queue
+
+    receiver = receiver_factory([])
+    _, secret = add_endpoint(setup, receiver.url, [])  # every kind
+    now = datetime.now(UTC)
+    with setup.sessions.begin() as session:  # type: ignore[attr-defined]
+        upsert_queue(session, "telemarketing")
+        contact, _ = upsert_contact(session, external_id=f"crm-{uuid.uuid4().hex[:8]}", phone="+628123456789")
+        common = {"contact_id": contact.id, "queue": "telemarketing", "purpose": "marketing", "status": "open"}
+        mql, _ = create_task(
+            session,
+            id=f"mql-{uuid.uuid4()}",
+            created_at=now,
+            due_at=now + timedelta(hours=1),
+            kind="escalate",
+            **common,
+        )
+        record_disposition(
+            session, mql, DispositionData("won", "ani", amount=Decimal("1500.50"), currency="IDR"), now=now
+        )
+        sql, _ = create_task(
+            session,
+            id=f"sql-{uuid.uuid4()}",
+            created_at=now - timedelta(hours=5),
+            due_at=now - timedelta(hours=1),
+            kind="handoff",
+            **common,
+        )
+        assert mark_breached(session, sql.id, now=now) is not None
+        append_consent(
+            session,
+            contact_id=contact.id,
+            channel="sms",
+            purpose="marketing",
+            status="withdrawn",
+            method="stop_keyword",
+            source="twilio:inbound",
+        )
+        record_disposition(
+            session, mql, DispositionData("won", "ani", amount=Decimal("1500.50"), currency="IDR"), now=now
+        )  # the same disposition again (a retried request) is no new fact
+
+    relay = WebhookRelay(setup.sessions, setup.env.client, setup.task_queue, settle=timedelta(0))  # type: ignore[arg-type]
+    assert await relay.sweep() == 6
+    assert await relay.sweep() == 0  # started ones are remembered
+    restarted = WebhookRelay(setup.sessions, setup.env.client, setup.task_queue, settle=timedelta(0))  # type: ignore[arg-type]
+    await restarted.sweep()  # catches up on everything pending: starting a running delivery again is refused
+
+    kinds = {"mql.created", "task.disposed", "deal.won", "sql.handed_off", "sla.breached", "consent.withdrawn"}
+    deadline = time.monotonic() + 60
+    while len(receiver.seen) < len(kinds) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1)  # a duplicate, if any, would arrive now
+    documents = [json.loads(body) for _, _, body in receiver.seen]
+    assert sorted(d["type"] for d in documents) == sorted(kinds)
+    assert all(valid_signature(secret, headers, body) for _, headers, body in receiver.seen)
+    by_kind = {d["type"]: d["data"] for d in documents}
+    assert by_kind["deal.won"]["amount"] == 1500.5 and by_kind["deal.won"]["task_id"] == mql.id
+    assert by_kind["task.disposed"]["disposition"] == "won"
+    assert by_kind["sla.breached"]["task_id"] == sql.id
+    assert by_kind["consent.withdrawn"] == {**by_kind["consent.withdrawn"], "channel": "sms", "purpose": "marketing"}
+    assert "+628123456789" not in json.dumps(documents)  # no address leaves in an event
