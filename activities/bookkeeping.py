@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -21,9 +22,22 @@ class BookkeepingActivities:
         self.sessions = session_factory
         self.clock = clock or (lambda: datetime.now(UTC))
 
+    # The database work runs in a thread (asyncio.to_thread carries the activity's context): the worker's event
+    # loop also runs workflow tasks and the other activities, and must not wait on a query.
     @activity.defn(name="load-contact-profile")
     async def load_profile(self, request: ProfileRequest) -> ContactProfile:
         """What the engine may see of a contact: no addresses, so they never enter workflow history."""
+        return await asyncio.to_thread(self._load_profile, request)
+
+    @activity.defn(name="record-enrollment")
+    async def record_enrollment(self, record: EnrollmentRecord) -> None:
+        await asyncio.to_thread(self._record_enrollment, record)
+
+    @activity.defn(name="record-decision")
+    async def record_decision(self, record: DecisionRecord) -> None:
+        await asyncio.to_thread(self._record_decision, record)
+
+    def _load_profile(self, request: ProfileRequest) -> ContactProfile:
         with self.sessions() as session:
             contact = session.get(Contact, request.contact_id)
             if contact is None:
@@ -39,8 +53,7 @@ class BookkeepingActivities:
                 attributes=dict(contact.attributes or {}),
             )
 
-    @activity.defn(name="record-enrollment")
-    async def record_enrollment(self, record: EnrollmentRecord) -> None:
+    def _record_enrollment(self, record: EnrollmentRecord) -> None:
         with self.sessions.begin() as session:
             if record.status == "running":
                 enrollment_repo.record_enrollment_started(
@@ -54,8 +67,7 @@ class BookkeepingActivities:
             else:
                 enrollment_repo.mark_enrollment_ended(session, record.enrollment_id, record.status, record.reason)
 
-    @activity.defn(name="record-decision")
-    async def record_decision(self, record: DecisionRecord) -> None:
+    def _record_decision(self, record: DecisionRecord) -> None:
         with self.sessions.begin() as session:
             decision_repo.record_decision(
                 session,

@@ -6,6 +6,7 @@ It never sends anything: the deliver activity stays the one place that sends, an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -36,6 +37,10 @@ class ConsentActivities:
                 type="BadRequest",
                 non_retryable=True,
             )
+        # In a thread: the worker's event loop runs workflow tasks and other activities meanwhile.
+        return await asyncio.to_thread(self._withdraw, request)
+
+    def _withdraw(self, request: WithdrawConsentRequest) -> WithdrawConsentResult:
         with self.sessions.begin() as session:
             contact = session.get(Contact, request.contact_id)
             if contact is None or contact.erased_at is not None:

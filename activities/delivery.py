@@ -8,11 +8,13 @@ already has the message (looked up, not resent) it is marked sent; nothing is ev
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
@@ -48,6 +50,8 @@ log = logging.getLogger("omnireach.deliver")
 SENT_STATES = frozenset({"sent", "delivered", "opened", "clicked", "replied"})
 WHATSAPP_SESSION = timedelta(hours=24)
 IN_FLIGHT = "in flight: the provider was called and no answer was recorded"
+NOT_SENT_CANCELLED = "not sent: the attempt was cancelled before the request left"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,30 +83,51 @@ class DeliveryActivities:
 
     @activity.defn(name="deliver")
     async def deliver(self, request: DeliverRequest) -> DeliverResult:
-        prepared = self._prepare(request)
-        if isinstance(prepared, DeliverResult):
-            return prepared
-        message, channel = prepared
+        # Every database step runs in a thread (asyncio.to_thread, which carries the activity's context): the
+        # worker's event loop also runs workflow tasks and the other activities, and must not wait on a query.
+        claimed = await self._before_departure(
+            request.message_key,
+            functools.partial(self._prepare, request),
+            lambda done: isinstance(done, _Claimed) and done.in_flight and not done.unknown,
+        )
+        if isinstance(claimed, DeliverResult):
+            return claimed
+        message, channel = claimed.message, claimed.channel
         adapter = self.channels[channel]
         # An earlier attempt may have sent it: the console is looked up by key; a provider is asked when the
         # outcome was unknown (a timeout after the request left), never blindly sent to again.
-        unknown, since = self._outcome_unknown(request.message_key)
-        receipt = await sending.find_earlier(adapter, message, outcome_unknown=unknown, since=since)
+        receipt = await sending.find_earlier(adapter, message, outcome_unknown=claimed.unknown, since=claimed.since)
         if receipt is None:
             async with sending.paced(self.sessions, adapter, message, self.clock):
-                sent = await self._send(adapter, message, request)
+                sent = await self._send(
+                    adapter, message, request, in_flight=claimed.in_flight, take_back=not claimed.unknown
+                )
             if isinstance(sent, DeliverResult):
                 return sent
             receipt = sent
-        return self._record_sent(request, channel, receipt)
+        return await asyncio.to_thread(self._record_sent, request, channel, receipt)
 
-    def _outcome_unknown(self, message_key: str) -> tuple[bool, datetime]:
-        """Unknown: a timeout after the request left, or an attempt that died while the request was out."""
-        with self.sessions() as session:
-            row = outbox_repo.get_outbox(session, message_key)
-            if row is None:
-                return False, self.clock()
-            return row.status == "unknown" or row.error == IN_FLIGHT, row.created_at
+    async def _before_departure(self, message_key: str, step: Callable[[], T], marked: Callable[[T], bool]) -> T:
+        """``step()`` (a transaction that may mark the row in flight) in a thread, awaited without blocking the loop.
+
+        A cancellation meanwhile (a worker shutting down) lets the step finish, then takes back the in-flight mark
+        it made (``marked(result)``) before going on: this attempt's request will not leave, and a row left in
+        flight would make the retry count it as possibly sent where the provider cannot be asked (email).
+        """
+        work = asyncio.ensure_future(asyncio.to_thread(step))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._take_back(message_key, work, marked))
+            raise
+
+    async def _take_back(self, message_key: str, work: asyncio.Future[T], marked: Callable[[T], bool]) -> None:
+        try:
+            done = await work
+        except Exception:
+            return  # rolled back: nothing was marked
+        if marked(done):
+            await asyncio.to_thread(self._note, message_key, NOT_SENT_CANCELLED)
 
     def _note(self, message_key: str, note: str) -> None:
         """Mark a pending row in flight (before the provider call) or refused (after a retryable refusal)."""
@@ -112,7 +137,7 @@ class DeliveryActivities:
                 row.error = note
 
     # -- step 1: decide and claim, in one transaction ------------------------------------------------
-    def _prepare(self, request: DeliverRequest) -> DeliverResult | tuple[OutgoingMessage, str]:
+    def _prepare(self, request: DeliverRequest) -> DeliverResult | _Claimed:
         now = self.clock()
         with self.sessions.begin() as session:
             existing = outbox_repo.get_outbox(session, request.message_key)
@@ -131,7 +156,8 @@ class DeliveryActivities:
                 # message itself now counts towards the caps).
                 rebuilt = self._build(request, contact, existing.channel, now)
                 template = rebuilt if isinstance(rebuilt, OutgoingMessage) else None
-                return sending.message_from_row(existing, template), existing.channel
+                message = sending.message_from_row(existing, template)
+                return _Claimed(message, existing.channel, unknown=True, since=existing.created_at, in_flight=False)
             if contact is None or contact.erased_at is not None:
                 return self._decided(
                     session, request, request.channel, Verdict("skip", "contact_gone", "contact erased or unknown"), now
@@ -144,9 +170,14 @@ class DeliveryActivities:
                     if isinstance(built, Verdict):
                         verdicts.append((channel, built))
                         continue
-                    outbox_repo.claim_outbox(
+                    # Unpaced, nothing stands between this commit and the provider call: the in-flight mark
+                    # is written with the claim, saving a transaction. A paced send may yet be queued for
+                    # minutes (an activity retry), so it is marked only once its slot has come (_send).
+                    mark = sending.pace_of(self.channels[channel], built) is None
+                    row, created = outbox_repo.claim_outbox(
                         session,
                         message_key=request.message_key,
+                        absent=existing is None,
                         enrollment_id=request.enrollment_id,
                         contact_id=contact.id,
                         cadence_id=request.cadence_id,
@@ -160,8 +191,16 @@ class DeliveryActivities:
                         body=built.text,
                         html=built.html,
                         **_segments(built),
+                        **({"error": IN_FLIGHT} if mark else {}),
                     )
-                    return built, channel
+                    if created:
+                        return _Claimed(built, channel, unknown=False, since=now, in_flight=mark)
+                    # An earlier attempt claimed it: unknown if it died while its request was out (read before
+                    # this attempt marks the row in flight itself).
+                    unknown = row.status == "unknown" or row.error == IN_FLIGHT
+                    if mark and row.status == "pending":
+                        row.error = IN_FLIGHT
+                    return _Claimed(built, channel, unknown=unknown, since=row.created_at, in_flight=mark)
                 verdicts.append((channel, verdict))
             channel, verdict = most_telling(verdicts)
             return self._decided(session, request, channel, verdict, now)
@@ -259,31 +298,48 @@ class DeliveryActivities:
 
     # -- step 2: the provider call ---------------------------------------------------------------------
     async def _send(
-        self, adapter: Channel, message: OutgoingMessage, request: DeliverRequest
+        self,
+        adapter: Channel,
+        message: OutgoingMessage,
+        request: DeliverRequest,
+        *,
+        in_flight: bool = False,
+        take_back: bool = True,
     ) -> SendReceipt | DeliverResult:
-        """Call the provider; refusals become ledger entries, retries, deferrals or a loud configuration error."""
-        self._note(request.message_key, IN_FLIGHT)  # a crash from here on leaves the outcome unknown
+        """Call the provider; refusals become ledger entries, retries, deferrals or a loud configuration error.
+
+        ``in_flight``: the claim already marked the row in flight (committed), so it is not marked again.
+        ``take_back``: a cancellation while marking may clear the mark (False: an earlier attempt's mark, whose
+        request may have left, was there before).
+        """
+        if not in_flight:  # a crash from here on leaves the outcome unknown
+            note = functools.partial(self._note, request.message_key, IN_FLIGHT)
+            await self._before_departure(request.message_key, note, lambda _: take_back)
         try:
             return await adapter.send(message)
         except TemplateRequired as exc:
             # WhatsApp says the 24h session is closed (63016): send the approved template instead, if any.
-            templated = self._template_instead(request, message)
+            templated = await asyncio.to_thread(self._template_instead, request, message)
             if templated is not None:
                 return await self._send(adapter, templated, request)
-            return self._refused(adapter, message, request, exc)
+            return await asyncio.to_thread(self._refused, adapter, message, request, exc)
         except OutcomeUnknown as exc:
-            with self.sessions.begin() as session:
-                outbox_repo.mark_outbox_unknown(session, request.message_key, error=f"{exc.code}: {exc}")
+            await asyncio.to_thread(self._mark_unknown, request.message_key, f"{exc.code}: {exc}")
             log.warning("event=send_outcome_unknown key=%s provider=%s", request.message_key, adapter.name)
             raise ApplicationError(str(exc), type=exc.code, next_retry_delay=sending.RECONCILE_AFTER) from exc
         except RetryableSendError as exc:
-            self._note(request.message_key, f"not sent: {exc.code}: {exc}")  # refused: safe to send again
+            # refused: safe to send again
+            await asyncio.to_thread(self._note, request.message_key, f"not sent: {exc.code}: {exc}")
             if exc.retry_after and timedelta(seconds=exc.retry_after) >= sending.DEFER_AT_LEAST:
-                return self._back_off(request, message.channel, exc)
+                return await asyncio.to_thread(self._back_off, request, message.channel, exc)
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
             raise ApplicationError(str(exc), type=exc.code, next_retry_delay=delay) from exc
         except (RecipientOptedOut, AddressUnusable, ConfigurationError, PermanentSendError) as exc:
-            return self._refused(adapter, message, request, exc)
+            return await asyncio.to_thread(self._refused, adapter, message, request, exc)
+
+    def _mark_unknown(self, message_key: str, error: str) -> None:
+        with self.sessions.begin() as session:
+            outbox_repo.mark_outbox_unknown(session, message_key, error=error)
 
     def _refused(
         self, adapter: Channel, message: OutgoingMessage, request: DeliverRequest, exc: PermanentSendError
@@ -359,6 +415,21 @@ class DeliveryActivities:
         log.info("event=sent key=%s channel=%s provider=%s", request.message_key, channel, receipt.provider)
         reason = "outcome_unknown" if unconfirmed else "allowed"
         return DeliverResult("sent", reason, detail, channel, message_key=request.message_key)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A message decided and claimed in the outbox, ready for the provider.
+
+    ``unknown``: an earlier attempt's outcome is unknown (ask the provider before sending); ``since``: when the
+    row was first claimed; ``in_flight``: the claim's transaction already marked the row in flight.
+    """
+
+    message: OutgoingMessage
+    channel: str
+    unknown: bool
+    since: datetime
+    in_flight: bool
 
 
 def _in_whatsapp_session(contact: Contact, now: datetime) -> bool:

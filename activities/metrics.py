@@ -143,6 +143,8 @@ def _collect_withdrawals(session: Session, _context: Any) -> None:
 
 
 def _count_withdrawals(session: Session) -> None:
+    if session.in_nested_transaction():  # a SAVEPOINT released: the outer transaction may still roll back
+        return
     for channel, purpose, method in session.info.pop(_PENDING, []):
         counter("omnireach_opt_outs").add(1, {"channel": channel, "purpose": purpose, "method": method})
 

@@ -89,13 +89,18 @@ async def find_earlier(
     return found
 
 
+def pace_of(adapter: Channel, message: OutgoingMessage) -> Pace | None:
+    """The message's use of its sender when the adapter paces its sends, else None (sent without waiting)."""
+    pacer = getattr(adapter, "pace", None)
+    return pacer(message) if pacer else None
+
+
 @contextlib.asynccontextmanager
 async def paced(
     sessions: sessionmaker[Session], adapter: Channel, message: OutgoingMessage, clock: Callable[[], datetime]
 ) -> AsyncIterator[None]:
     """Around one send: wait for the message's slot, then check the departure itself (in the SDK's thread)."""
-    pacer = getattr(adapter, "pace", None)
-    pace: Pace | None = pacer(message) if pacer else None
+    pace = pace_of(adapter, message)
     if pace is None:
         yield
         return
@@ -120,15 +125,20 @@ async def wait_for_slot(
     sessions: sessionmaker[Session], pace: Pace, message: OutgoingMessage, clock: Callable[[], datetime]
 ) -> None:
     """Hold until this message's slot on its sender; far-off slots become an activity retry just before."""
-    with sessions.begin() as session:
-        slot = pacing_repo.reserve_slot(
-            session,
-            message_key=message.message_key,
-            sender=pace.sender,
-            interval=pace.interval,
-            now=clock,
-            grace=SLOT_GRACE,
-        )
+
+    def reserve() -> datetime:
+        with sessions.begin() as session:
+            return pacing_repo.reserve_slot(
+                session,
+                message_key=message.message_key,
+                sender=pace.sender,
+                interval=pace.interval,
+                now=clock,
+                grace=SLOT_GRACE,
+            )
+
+    # In a thread: waiting for the sender's row lock (other workers hold it too) must not stall the event loop.
+    slot = await asyncio.to_thread(reserve)
     now = clock()  # after the transaction: the wait is measured from now, not from before it
     wait = slot - now
     if wait > MAX_INLINE_WAIT:

@@ -88,7 +88,7 @@ class Principal:
         return "admin" in self.scopes or scope in self.scopes
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:  # async: FastAPI runs a plain def on a thread
     return request.app.state.services
 
 

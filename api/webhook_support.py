@@ -5,16 +5,31 @@ apply the effects in one transaction that also inserts the callback's dedupe key
 finds the key and changes nothing); only then signal running enrollments. Signals that Temporal did not
 take stay in the receipt (``pending_signals``) and are retried when the provider delivers the callback
 again; the workflow counts an event id once, so a repeated signal is harmless.
+
+That harmlessness is also why a receipt is marked signalled lazily: the ids of receipts whose signals
+Temporal took are collected and marked by one small transaction every ``MARK_DELAY`` seconds, instead of a
+second transaction per request. A mark lost with the process only means a redelivered callback signals
+again.
+
+The status webhook, Twilio's busiest, applies the callbacks of concurrent requests together
+(``GroupCommit``): one worker-thread hop and one transaction per batch; each request still answers only
+after its own effects are committed and its signal sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import Request
+from sqlalchemy.orm import Session
 
-from api.deps import Services
+from api.deps import Database, Services
 from api.problems import ProblemError
 from api.temporal_gateway import TemporalUnavailable
 from core.signatures import TWILIO_SETTINGS_HEADER, TWILIO_SIGNATURE_HEADER, verify_twilio
@@ -22,6 +37,17 @@ from store.repos import inbound as inbound_repo
 from workflows.contact_cadence import EventSignal
 
 log = logging.getLogger("omnireach.webhooks")
+T = TypeVar("T")
+R = TypeVar("R")
+MARK_DELAY = 0.25  # seconds a "signalled" mark may wait, to be written with the others of that moment
+MAX_BATCH = 100  # callbacks per group-commit transaction
+IN_FLIGHT = 2  # group-commit transactions at once: a slow one does not hold up the callbacks behind it
+
+
+def services_of(request: Request) -> Services:
+    """The app's services without a dependency: FastAPI runs a plain-function dependency such as
+    ``get_services`` on a worker thread, a hop per request that the busiest webhook can do without."""
+    return request.app.state.services
 
 
 def public_url(request: Request, services: Services) -> str:
@@ -56,8 +82,8 @@ def signal(workflow_id: str, name: str, step_id: str | None, event_id: str) -> d
 
 
 async def deliver_signals(services: Services, owed: dict[int, list[dict]]) -> None:
-    """Send the signals owed per receipt id; receipts fully sent are marked. 503 when Temporal is down:
-    the effects are stored, and the provider's redelivery retries the signals."""
+    """Send the signals owed per receipt id; receipts fully sent are marked shortly after (``SignalledMarks``).
+    503 when Temporal is down: the effects are stored, and the provider's redelivery retries the signals."""
     done: list[int] = []
     try:
         for receipt_id, signals in owed.items():
@@ -73,4 +99,135 @@ async def deliver_signals(services: Services, owed: dict[int, list[dict]]) -> No
         ) from exc
     finally:
         if done:
-            await services.db.run(lambda s: inbound_repo.mark_signalled(s, done))
+            state_of(services.db).marks.add(done)
+
+
+class SignalledMarks:
+    """Receipt ids whose signals Temporal took, marked signalled together by one small transaction at most
+    every ``MARK_DELAY`` seconds (see the module docstring)."""
+
+    def __init__(self, db: Database):
+        self._db = db
+        self._ids: set[int] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def add(self, ids: Iterable[int]) -> None:
+        self._ids.update(ids)
+        loop = asyncio.get_running_loop()
+        if self._ids and (self._timer is None or self._loop is not loop):  # an app may outlive an event loop
+            self._loop, self._timer = loop, loop.call_later(MARK_DELAY, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self.flush())
+        self._tasks.add(task)  # a task nobody references may be collected before it ran
+        task.add_done_callback(self._tasks.discard)
+
+    async def flush(self) -> None:
+        ids = sorted(self._ids)  # sorted: two flushes lock rows in the same order
+        self._ids.clear()
+        if not ids:
+            return
+        try:
+            await self._db.run(lambda s: inbound_repo.mark_signalled(s, ids))
+        except Exception as exc:  # best effort: an unmarked receipt only re-signals on redelivery
+            log.warning("event=webhook_mark_failed receipts=%d error=%s", len(ids), exc)
+
+
+class GroupCommit(Generic[T, R]):
+    """Applies items (callbacks) of concurrent requests together: ``apply(session, items)`` runs in one
+    transaction and returns one result per item, as if each had been applied alone in arrival order.
+
+    A request that arrives while ``IN_FLIGHT`` batches run waits for the next one, so under load the batches
+    grow by themselves and an idle API adds no delay. A batch that fails is applied again one item per
+    transaction, so a bad callback fails its own request only (with that transaction's 409 or 503 problem),
+    never its neighbours'.
+    """
+
+    def __init__(self, db: Database, apply: Callable[[Session, list[T]], list[R]]):
+        self._db = db
+        self._apply = apply
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._drainers: list[asyncio.Task] = []
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._queue.append((item, future))
+        self._drainers = [task for task in self._drainers if not task.done()]
+        if len(self._drainers) < IN_FLIGHT:
+            self._drainers.append(loop.create_task(self._drain()))
+        return await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                await self._run(batch)
+                batch = []
+        except BaseException as exc:  # cancelled with the loop: no request may wait forever
+            failure = exc if isinstance(exc, Exception) else ProblemError(503, "the API is shutting down; retry")
+            for _, future in batch:
+                _settle(future, exc=failure)
+            raise
+
+    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        items = [item for item, _ in batch]
+        try:
+            results = await self._db.run(lambda s: self._apply(s, items))
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc=exc)
+                return
+            log.warning("event=webhook_batch_failed size=%d error=%s; applying one by one", len(batch), exc)
+            await asyncio.gather(*(self._one(item, future) for item, future in batch))
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result)
+
+    async def _one(self, item: T, future: asyncio.Future[R]) -> None:
+        try:
+            [result] = await self._db.run(lambda s: self._apply(s, [item]))
+        except Exception as exc:
+            _settle(future, exc=exc)
+        else:
+            _settle(future, result)
+
+
+def _settle(future: asyncio.Future, result: object = None, *, exc: BaseException | None = None) -> None:
+    if future.done():  # the request went away (client disconnect); its effects stand, as they would alone
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+@dataclass
+class WebhookState:
+    """Per database (one per app): the marks waiting to be written and the group commits by name."""
+
+    marks: SignalledMarks
+    batches: dict[str, GroupCommit] = field(default_factory=dict)
+
+
+_STATES: weakref.WeakKeyDictionary[Database, WebhookState] = weakref.WeakKeyDictionary()
+
+
+def state_of(db: Database) -> WebhookState:
+    state = _STATES.get(db)
+    if state is None:
+        state = _STATES[db] = WebhookState(SignalledMarks(db))
+    return state
+
+
+def group_commit(services: Services, name: str, apply: Callable[[Session, list[T]], list[R]]) -> GroupCommit[T, R]:
+    """The app's group commit called ``name`` (created on first use)."""
+    state = state_of(services.db)
+    batch = state.batches.get(name)
+    if batch is None:
+        batch = state.batches[name] = GroupCommit(services.db, apply)
+    return batch

@@ -158,7 +158,13 @@ class Product:
 
     def env(self, **more: str) -> dict[str, str]:
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("OMNIREACH_", "TEMPORAL_", "TWILIO_"))},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                # PYTHONDONTWRITEBYTECODE (set on some CI machines) would make every workflow run compile its
+                # module from source in the sandbox; an installed product has its bytecode cached.
+                if not k.startswith(("OMNIREACH_", "TEMPORAL_", "TWILIO_")) and k != "PYTHONDONTWRITEBYTECODE"
+            },
             "OMNIREACH_DATABASE_URL": self.database_url,
             "TEMPORAL_ADDRESS": self.temporal_address,
             "OMNIREACH_TASK_QUEUE": self.task_queue,

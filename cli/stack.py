@@ -41,7 +41,9 @@ def api(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000)) -
 
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("temporalio", "httpx", "uvicorn.access"):
+    # twilio.http_client logs every request at INFO (a dozen lines per SMS, with headers): our own
+    # event=... lines already say what was sent.
+    for noisy in ("temporalio", "httpx", "uvicorn.access", "twilio.http_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -14,16 +14,17 @@ unusable, 63014 (blocked on WhatsApp) withdraws WhatsApp consent.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from api.deps import ServicesDep
 from api.problems import ProblemError, problem_responses
-from api.webhook_support import deliver_signals, signal, twilio_params
+from api.webhook_support import deliver_signals, group_commit, services_of, signal, twilio_params
 from core.addresses import AddressError, normalize_phone
 from core.optout import Intent, classify, reply_text
 from core.settings import Settings
@@ -279,52 +280,119 @@ def _unknown_stops(session: Session, address: str) -> list[Suppression]:
     response_class=Response,
     responses=problem_responses(403, 413, 422, 503),
 )
-async def status_callback(request: Request, services: ServicesDep) -> Response:
+async def status_callback(request: Request) -> Response:
     """Verifies X-Twilio-Signature; moves the message's status forward only; applies provider opt-outs."""
+    services = services_of(request)
     form = dict(await twilio_params(request, services))
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     if not sid or not status:
         raise ProblemError.invalid("MessageSid", "MessageSid and MessageStatus are required")
     error = (form.get("ErrorCode") or "").strip()
-    outcome = await services.db.run(lambda s: _apply_status(s, sid, status, error))
+    outcome = await group_commit(services, "twilio-status", _apply_statuses).submit(_Status(sid, status, error))
     if outcome.signals:
         await deliver_signals(services, {outcome.receipt_id: outcome.signals})
     return Response(status_code=204)
 
 
-def _apply_status(session: Session, sid: str, status: str, error: str) -> _Outcome:
-    receipt, created = inbound_repo.claim_receipt(session, "twilio", "status", f"status:{sid}:{status}")
-    if not created:
-        owed = list(receipt.pending_signals or []) if receipt.signalled_at is None else []
-        return _Outcome(receipt.id, None, owed, duplicate=True)
-    row = outbox_repo.find_outbox_by_provider_id(session, sid)
-    signals: list[dict] = []
-    if row is not None and status in STATUS_MAP:
-        new_status, kind = STATUS_MAP[status]
-        extra = {"error": f"twilio {error}"} if error else {}
-        changed = outbox_repo.advance_outbox_status(session, row.message_key, new_status, **extra)
-        event_id = f"twilio:{sid}:{status}"
-        if kind is not None:
-            record_event(
-                session,
-                contact_id=row.contact_id,
-                name=f"{row.channel}.{kind}",
-                idempotency_key=event_id,
-                enrollment_id=row.enrollment_id,
-                step_id=row.step_id,
-                message_key=row.message_key,
-                payload={"message_sid": sid, "status": status, "error_code": error or None},
-            )
-            if changed and row.enrollment_id:
-                signals.append(signal(row.enrollment_id, f"{row.channel}.{kind}", row.step_id, event_id))
-        if error:
-            _provider_error(session, row, sid, error)
-    inbound_repo.owe_signals(session, receipt, signals)
-    return _Outcome(receipt.id, None, signals)
+@dataclass(frozen=True)
+class _Status:
+    sid: str
+    status: str
+    error: str
+
+    @property
+    def key(self) -> str:
+        return f"status:{self.sid}:{self.status}"
 
 
-def _provider_error(session: Session, row: OutboxMessage, sid: str, error: str) -> None:
+def _apply_statuses(session: Session, items: list[_Status]) -> list[_Outcome]:
+    """Status callbacks of concurrent requests in one transaction, each as if applied alone in arrival order:
+    a (MessageSid, status) seen before changes nothing and gets the signals its receipt still owes; a new one
+    moves the outbox status (forward only), records the event, applies provider opt-outs and owes signals.
+
+    Four statements per batch, not a dozen per callback: lock the outbox rows, insert the receipts with the
+    signals they owe, write the statuses, insert the events.
+    """
+    first: dict[str, _Status] = {}  # the first callback of each key, in arrival order
+    for item in items:
+        first.setdefault(item.key, item)
+    # Rows first, each batch in id order: a batch sharing a message with another waits for it here, before it
+    # claims any receipt, so two batches never wait for each other in a circle.
+    rows = inbound_repo.outbox_by_provider_ids(session, {item.sid for item in items})
+    plan = _plan(first.values(), rows)
+    keys = sorted(first)  # a fixed order for the unique-index locks too
+    created = inbound_repo.claim_receipts(session, "twilio", "status", {key: plan.owed[key] for key in keys})
+    if len(created) < len(keys):  # some were applied before (or just now by another transaction): not again
+        replan = _plan([item for key, item in first.items() if key in created], rows)
+        inbound_repo.owe_signals_many(
+            session, {created[key]: replan.owed[key] for key in created if replan.owed[key] != plan.owed[key]}
+        )
+        plan = replan
+    inbound_repo.set_outbox_statuses(session, plan.changes)
+    inbound_repo.record_events_once(session, plan.events)
+    for key in created:
+        item = first[key]
+        if item.error and item.sid in rows and item.status in STATUS_MAP:
+            _provider_error(session, rows[item.sid], item.sid, item.error)
+    earlier = inbound_repo.receipts_by_key(session, "twilio", [key for key in keys if key not in created])
+    outcomes = []
+    for item in items:
+        if item.key in created:  # a repeat within the batch sends the same signals again: harmless
+            duplicate = first[item.key] is not item
+            outcomes.append(_Outcome(created[item.key], None, plan.owed[item.key], duplicate=duplicate))
+            continue
+        receipt = earlier.get(item.key)
+        if receipt is None:
+            raise RuntimeError(f"webhook receipt {item.key!r} neither inserted nor found")
+        pending = list(receipt.pending_signals or []) if receipt.signalled_at is None else []
+        outcomes.append(_Outcome(receipt.id, None, pending, duplicate=True))
+    return outcomes
+
+
+@dataclass
+class _Plan:
+    owed: dict[str, list[dict]] = field(default_factory=dict)  # receipt key -> signals
+    changes: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # outbox id -> (status, error)
+    events: list[dict] = field(default_factory=list)
+
+
+def _plan(fresh: Iterable[_Status], rows: dict[str, Row]) -> _Plan:
+    """What the callbacks do, applied one after the other to the locked rows (no statement runs here)."""
+    plan = _Plan()
+    status_now = {row.id: row.status for row in rows.values()}
+    for item in fresh:
+        row = rows.get(item.sid)
+        signals: list[dict] = []
+        plan.owed[item.key] = signals
+        if row is None or item.status not in STATUS_MAP:
+            continue
+        new_status, kind = STATUS_MAP[item.status]
+        changed = outbox_repo.STATUS_RANK[new_status] > outbox_repo.STATUS_RANK.get(status_now[row.id], 0)
+        if changed:  # the error is written with a change only, as advance_outbox_status does
+            status_now[row.id] = new_status
+            error = f"twilio {item.error}" if item.error else plan.changes.get(row.id, (None, None))[1]
+            plan.changes[row.id] = (new_status, error)
+        if kind is None:
+            continue
+        event_id = f"twilio:{item.sid}:{item.status}"
+        plan.events.append(
+            {
+                "contact_id": row.contact_id,
+                "name": f"{row.channel}.{kind}",
+                "idempotency_key": event_id,
+                "enrollment_id": row.enrollment_id,
+                "step_id": row.step_id,
+                "message_key": row.message_key,
+                "payload": {"message_sid": item.sid, "status": item.status, "error_code": item.error or None},
+            }
+        )
+        if changed and row.enrollment_id:
+            signals.append(signal(row.enrollment_id, f"{row.channel}.{kind}", row.step_id, event_id))
+    return plan
+
+
+def _provider_error(session: Session, row: OutboxMessage | Row, sid: str, error: str) -> None:
     contact = session.get(Contact, row.contact_id)
     if contact is None or contact.erased_at is not None:
         return

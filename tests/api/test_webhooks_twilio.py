@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from activities.permission_check import Reachability, check_permission
 from core.settings import Settings
 from store.models import Contact, Enrollment, Event, OutboxMessage
-from store.permission_models import InboundMessage
+from store.permission_models import InboundMessage, WebhookReceipt
 from store.repos.outbox import claim_outbox, mark_outbox_sent
 from tests.api.conftest import Api, eventually, problem_of
 from tests.api.webhook_helpers import (
@@ -293,3 +296,91 @@ async def test_status_callback_with_a_bad_signature_changes_nothing(api: Api) ->
     params = {"MessageSid": message_sid, "MessageStatus": "delivered"}
     problem_of(await twilio_post(api, STATUS, params, token="wrong"), 403)
     assert _status_of(api, key) == "sent"
+
+
+# ---- status callbacks of concurrent requests (applied together, each as if alone) ------------------------
+def _receipt(api: Api, message_sid: str, status: str) -> WebhookReceipt:
+    with api.sessions() as session:
+        row = session.scalars(
+            select(WebhookReceipt).where(WebhookReceipt.dedupe_key == f"status:{message_sid}:{status}")
+        ).one()
+        session.expunge(row)
+        return row
+
+
+def _enrolled_message(api: Api, contact_id: str, number: str, workflow_id: str) -> tuple[str, str]:
+    """A sent message of an enrollment (no such workflow runs: Temporal answers "not found", a signal done)."""
+    key, message_sid = _sent_message(api, contact_id, number)
+    with api.sessions.begin() as session:
+        row = session.scalars(select(OutboxMessage).where(OutboxMessage.message_key == key)).one()
+        row.enrollment_id, row.step_id = workflow_id, "hello"
+    return key, message_sid
+
+
+async def test_concurrent_status_callbacks_apply_once_each_and_in_order(api: Api) -> None:
+    contact_id, number = await sms_contact(api)
+    messages = [_enrolled_message(api, contact_id, number, f"cadence:gone:{sid()}") for _ in range(6)]
+    calls = []
+    for _, message_sid in messages:
+        for status in ("delivered", "read", "delivered"):  # the repeat lands in the same batch or a later one
+            calls.append({"MessageSid": message_sid, "MessageStatus": status, "To": number})
+    answers = await asyncio.gather(*(twilio_post(api, STATUS, params) for params in calls))
+    assert [a.status_code for a in answers] == [204] * len(calls), [a.text for a in answers if a.status_code != 204]
+    for key, message_sid in messages:
+        assert _status_of(api, key) == "opened"
+        with api.sessions() as session:
+            events = session.scalars(select(Event).where(Event.message_key == key)).all()
+            assert sorted(e.name for e in events) == ["sms.delivered", "sms.opened"]
+            assert all(e.idempotency_key.startswith(f"twilio:{message_sid}:") for e in events)
+        # each (MessageSid, status) has one receipt; its signals reach Temporal and it is marked shortly after
+        for status in ("delivered", "read"):
+            await eventually(lambda s=status, m=message_sid: _receipt(api, m, s).signalled_at is not None)
+
+
+async def test_a_status_callback_that_fails_fails_alone(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.routes import twilio_webhooks
+
+    contact_id, number = await sms_contact(api)
+    good = [_sent_message(api, contact_id, number) for _ in range(4)]
+    bad_key, bad_sid = _sent_message(api, contact_id, number)
+    real = twilio_webhooks._provider_error
+
+    def failing(session, row, message_sid, error):
+        if message_sid == bad_sid:
+            raise RuntimeError("boom")
+        return real(session, row, message_sid, error)
+
+    monkeypatch.setattr(twilio_webhooks, "_provider_error", failing)
+    calls = [{"MessageSid": s, "MessageStatus": "delivered", "To": number} for _, s in good]
+    calls.insert(2, {"MessageSid": bad_sid, "MessageStatus": "failed", "ErrorCode": "30003", "To": number})
+    answers = await asyncio.gather(*(twilio_post(api, STATUS, params) for params in calls))
+    assert [a.status_code for a in answers] == [204, 204, 500, 204, 204]
+    assert [_status_of(api, key) for key, _ in good] == ["delivered"] * 4
+    assert _status_of(api, bad_key) == "sent"  # a failed request changes nothing
+    with api.sessions() as session:
+        assert session.scalars(select(WebhookReceipt).where(WebhookReceipt.dedupe_key.contains(bad_sid))).all() == []
+
+
+async def test_temporal_down_is_503_with_the_effects_kept_and_a_redelivery_signals(
+    api: Api, dead_api: httpx.AsyncClient
+) -> None:
+    contact_id, number = await sms_contact(api)
+    workflow_id = f"cadence:gone:{sid()}"
+    key, message_sid = _enrolled_message(api, contact_id, number, workflow_id)
+    delivered = {"MessageSid": message_sid, "MessageStatus": "delivered", "To": number}
+    problem_of(await twilio_post(dataclasses.replace(api, http=dead_api), STATUS, delivered), 503)
+    assert _status_of(api, key) == "delivered"  # stored: the provider's redelivery must not apply it twice
+    owed = _receipt(api, message_sid, "delivered")
+    assert owed.signalled_at is None
+    assert owed.pending_signals == [
+        {
+            "workflow_id": workflow_id,
+            "name": "sms.delivered",
+            "step_id": "hello",
+            "event_id": f"twilio:{message_sid}:delivered",
+        }
+    ]
+    assert (await twilio_post(api, STATUS, delivered)).status_code == 204  # Twilio again, Temporal back
+    await eventually(lambda: _receipt(api, message_sid, "delivered").signalled_at is not None)
+    with api.sessions() as session:
+        assert len(session.scalars(select(Event).where(Event.message_key == key)).all()) == 1

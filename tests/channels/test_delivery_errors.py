@@ -7,8 +7,10 @@ again, exactly as Temporal would after the ApplicationError it raised.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
 
-from activities.delivery import DeliveryActivities, Sender
+from activities.delivery import IN_FLIGHT, NOT_SENT_CANCELLED, DeliveryActivities, Sender
 from activities.types import DeliverRequest, DeliverResult
 from channels.sendgrid_email import SendGridEmailChannel
 from channels.twilio_common import make_client
@@ -347,3 +349,121 @@ async def test_sender_pacing_spaces_sends(tmp_path: Path, fake_provider: FakePro
         times = [r.at for r in world.fake.accepted("message")]
         gaps = [b - a for a, b in itertools.pairwise(times)]
         assert len(times) == 4 and min(gaps) >= 0.45, gaps
+
+
+class Killed(BaseException):
+    """The worker process dying at this point (SIGKILL): nothing after it runs, no handler sees it."""
+
+
+@pytest.fixture(params=[0.0, 2.0], ids=["unpaced", "paced"])
+def sms_world(request: pytest.FixtureRequest, tmp_path: Path, fake_provider: FakeProvider) -> Iterator[World]:
+    """SMS unpaced (the in-flight mark is written with the claim) and paced (written when the slot has come)."""
+    yield from build_world(tmp_path, fake_provider, sms_rate=request.param)
+
+
+async def test_the_row_is_marked_in_flight_before_the_request_leaves(sms_world: World):
+    adapter = sms_world.delivery.channels["sms"]
+    send, seen = adapter.send, []
+
+    async def watched(message):
+        seen.append(sms_world.outbox(message.message_key).error)  # committed: read from another session
+        return await send(message)
+
+    adapter.send = watched
+    request = sms_world.request("sms")
+    assert (await sms_world.deliver(request)).outcome == "sent"
+    assert seen == [IN_FLIGHT]
+    row = sms_world.outbox(request.message_key)
+    assert (row.status, row.error) == ("sent", None)
+
+
+async def test_a_worker_killed_after_the_provider_accepted_reconciles_instead_of_resending(sms_world: World):
+    record = sms_world.delivery._record_sent
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    sms_world.delivery._record_sent = killed
+    request = sms_world.request("sms")
+    with pytest.raises(Killed):
+        await sms_world.deliver(request)
+    assert sms_world.outbox(request.message_key).status == "pending"  # the answer was never recorded
+    sms_world.delivery._record_sent = record
+    result = await sms_world.deliver(request)  # Temporal's retry on another worker
+    assert result.outcome == "sent"
+    [accepted] = sms_world.fake.accepted("message")  # found in the Messages list, not created again
+    assert sms_world.outbox(request.message_key).provider_message_id == accepted.sid
+
+
+async def test_a_worker_killed_before_the_request_left_sends_on_the_retry(sms_world: World):
+    adapter = sms_world.delivery.channels["sms"]
+    send = adapter.send
+
+    async def killed(message):
+        raise Killed
+
+    adapter.send = killed
+    request = sms_world.request("sms")
+    with pytest.raises(Killed):
+        await sms_world.deliver(request)
+    assert sms_world.outbox(request.message_key).error == IN_FLIGHT
+    adapter.send = send
+    assert (await sms_world.deliver(request)).outcome == "sent"  # the look-up finds nothing: sent once
+    assert len(sms_world.fake.accepted("message")) == 1
+
+
+class Hold:
+    """Holds a database step in its thread until released, so a cancellation can arrive while it runs."""
+
+    def __init__(self, step):
+        self.step, self.entered, self.release = step, threading.Event(), threading.Event()
+
+    def __call__(self, *args):
+        self.entered.set()
+        self.release.wait(10)
+        return self.step(*args)
+
+    async def cancel_inside(self, task: asyncio.Task) -> None:
+        await asyncio.to_thread(self.entered.wait, 10)
+        task.cancel()  # a worker shutting down cancels its running activities
+        await asyncio.sleep(0.05)
+        self.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_cancelled_while_claiming_takes_back_the_in_flight_mark(world: World):
+    """Unpaced email is marked in flight with its claim; SendGrid cannot be asked whether it has a message, so a
+    mark left behind by an attempt that never sent would make the retry count the email as sent, unsent."""
+    hold = Hold(world.delivery._prepare)
+    world.delivery._prepare = hold
+    request = world.request("email")
+    await hold.cancel_inside(asyncio.create_task(world.deliver(request)))
+    row = world.outbox(request.message_key)
+    assert (row.status, row.error) == ("pending", NOT_SENT_CANCELLED)
+    world.delivery._prepare = hold.step
+    result = await world.deliver(request)  # Temporal's retry
+    assert (result.outcome, result.reason) == ("sent", "allowed")
+    assert len(world.fake.accepted("mail")) == 1
+
+
+@pytest.fixture
+def paced_world(tmp_path: Path, fake_provider: FakeProvider) -> Iterator[World]:
+    yield from build_world(tmp_path, fake_provider, sms_rate=2.0)
+
+
+async def test_cancelled_while_marking_a_paced_send_takes_back_the_mark(paced_world: World):
+    note = paced_world.delivery._note
+    hold = Hold(note)
+
+    def held_note(key: str, text: str) -> None:
+        return hold(key, text) if text == IN_FLIGHT else note(key, text)
+
+    paced_world.delivery._note = held_note
+    request = paced_world.request("sms")
+    await hold.cancel_inside(asyncio.create_task(paced_world.deliver(request)))
+    assert paced_world.outbox(request.message_key).error == NOT_SENT_CANCELLED
+    assert paced_world.fake.all("message") == []
+    paced_world.delivery._note = note
+    assert (await paced_world.deliver(request)).outcome == "sent"
+    assert len(paced_world.fake.accepted("message")) == 1

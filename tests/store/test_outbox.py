@@ -199,3 +199,29 @@ def test_count_sends_spans_cadences_and_respects_the_range(db, contact_id) -> No
         assert count_sends(s, contact_id, DAY, DAY + timedelta(hours=10)) == 1
         assert count_sends(s, contact_id, DAY, DAY + timedelta(days=1), channel="sms") == 0
         assert count_sends(s, "someone-else", DAY, DAY + timedelta(days=1)) == 0
+
+
+def test_claim_known_absent_skips_the_look_up_and_still_loses_a_race_cleanly(db, contact_id, monkeypatch) -> None:
+    """``absent``: the deliver activity has just looked the key up; a row committed since is caught by the
+    unique key, and the winner's row comes back without undoing the caller's earlier work."""
+    key = _key(contact_id, step="absent")
+    with db.session_factory() as s:
+        winner, _ = claim_outbox(s, message_key=key, **_fields(contact_id, step="absent"))
+        s.commit()
+    real_get = outbox_module.get_outbox
+    calls = {"n": 0}
+
+    def counted(session, message_key):
+        calls["n"] += 1
+        return real_get(session, message_key)
+
+    monkeypatch.setattr(outbox_module, "get_outbox", counted)
+    with db.session_factory() as s:
+        fresh, created = claim_outbox(s, message_key=_key(contact_id, step="new"), absent=True, **_fields(contact_id))
+        assert created and calls["n"] == 0  # no look-up when nothing is there
+        row, created = claim_outbox(s, message_key=key, absent=True, **_fields(contact_id, step="absent"))
+        assert (row.id, created) == (winner.id, False) and calls["n"] == 1
+        s.commit()
+    monkeypatch.undo()
+    with db.session_factory() as s:
+        assert get_outbox(s, _key(contact_id, step="new")).id == fresh.id

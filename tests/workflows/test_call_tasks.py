@@ -347,19 +347,22 @@ async def test_lost_records_the_reason(floor):
         assert (revenue.outcome, revenue.reason, revenue.amount) == ("lost", "price", None)
 
 
-async def test_retries_happen_only_inside_calling_hours_and_stop_after_the_max(time_skipping_env, tmp_path, receiver):
+async def test_retries_happen_only_inside_calling_hours_and_stop_after_the_max(
+    fresh_time_skipping_env, tmp_path, receiver
+):
+    # Its own server: the shared one's clock has been skipped far ahead by earlier tests (holidays, weekdays).
     async with running_floor(
-        time_skipping_env, tmp_path, receiver, book(receiver.url, hours=OFFICE, attempts=3, spacing="2h")
+        fresh_time_skipping_env, tmp_path, receiver, book(receiver.url, hours=OFFICE, attempts=3, spacing="2h")
     ) as floor:
         h = floor.h
         contact = h.contact(timezone="Europe/Berlin", country="DE", consents=VOICE)
         handle, first = await floor.escalate(contact)
         # Move to 16:00 on the next weekday in Berlin: 2h later is 18:00, outside the calling hours.
-        now = await time_skipping_env.get_current_time()
+        now = await fresh_time_skipping_env.get_current_time()
         day = now.astimezone(BERLIN).date() + timedelta(days=1)
         while day.weekday() >= 5:
             day += timedelta(days=1)
-        await time_skipping_env.sleep(datetime.combine(day, time(16), tzinfo=BERLIN) - now)
+        await fresh_time_skipping_env.sleep(datetime.combine(day, time(16), tzinfo=BERLIN) - now)
         await floor.dispose(first, "no_answer")
 
         second = await _next_task(floor, contact, 2)
