@@ -44,12 +44,6 @@ MAX_BATCH = 100  # callbacks per group-commit transaction
 IN_FLIGHT = 2  # group-commit transactions at once: a slow one does not hold up the callbacks behind it
 
 
-def services_of(request: Request) -> Services:
-    """The app's services without a dependency: FastAPI runs a plain-function dependency such as
-    ``get_services`` on a worker thread, a hop per request that the busiest webhook can do without."""
-    return request.app.state.services
-
-
 def public_url(request: Request, services: Services) -> str:
     """The URL the provider called, as seen from outside: OMNIREACH_PUBLIC_URL + path + query."""
     query = request.url.query

@@ -24,12 +24,13 @@ from sqlalchemy.orm import Session
 
 from api.deps import ServicesDep
 from api.problems import ProblemError, problem_responses
-from api.webhook_support import deliver_signals, group_commit, services_of, signal, twilio_params
+from api.webhook_support import deliver_signals, group_commit, signal, twilio_params
 from core.addresses import AddressError, normalize_phone
 from core.optout import Intent, classify, reply_text
 from core.settings import Settings
 from store.models import Contact, OutboxMessage, Suppression
 from store.repos import consent_changes
+from store.repos import events as events_repo
 from store.repos import inbound as inbound_repo
 from store.repos import outbox as outbox_repo
 from store.repos.data_rights import erased_address
@@ -280,9 +281,8 @@ def _unknown_stops(session: Session, address: str) -> list[Suppression]:
     response_class=Response,
     responses=problem_responses(403, 413, 422, 503),
 )
-async def status_callback(request: Request) -> Response:
+async def status_callback(request: Request, services: ServicesDep) -> Response:
     """Verifies X-Twilio-Signature; moves the message's status forward only; applies provider opt-outs."""
-    services = services_of(request)
     form = dict(await twilio_params(request, services))
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
@@ -319,7 +319,7 @@ def _apply_statuses(session: Session, items: list[_Status]) -> list[_Outcome]:
         first.setdefault(item.key, item)
     # Rows first, each batch in id order: a batch sharing a message with another waits for it here, before it
     # claims any receipt, so two batches never wait for each other in a circle.
-    rows = inbound_repo.outbox_by_provider_ids(session, {item.sid for item in items})
+    rows = outbox_repo.outbox_by_provider_ids(session, {item.sid for item in items})
     plan = _plan(first.values(), rows)
     keys = sorted(first)  # a fixed order for the unique-index locks too
     created = inbound_repo.claim_receipts(session, "twilio", "status", {key: plan.owed[key] for key in keys})
@@ -329,8 +329,8 @@ def _apply_statuses(session: Session, items: list[_Status]) -> list[_Outcome]:
             session, {created[key]: replan.owed[key] for key in created if replan.owed[key] != plan.owed[key]}
         )
         plan = replan
-    inbound_repo.set_outbox_statuses(session, plan.changes)
-    inbound_repo.record_events_once(session, plan.events)
+    outbox_repo.set_outbox_statuses(session, plan.changes)
+    events_repo.record_events_once(session, plan.events)
     for key in created:
         item = first[key]
         if item.error and item.sid in rows and item.status in STATUS_MAP:

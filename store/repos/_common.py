@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,3 +39,14 @@ def check_choice(field: str, value: str, allowed: Iterable[str]) -> str:
     if value not in choices:
         raise ValueError(f"{field} must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+def insert_ignoring_conflicts(session: Session, table: Any, unique: list[str]) -> Any:
+    """``INSERT ... ON CONFLICT (unique) DO NOTHING`` for ``table`` in the session's dialect (PostgreSQL and
+    SQLite, the two the store runs on): a batch where a row recorded before is skipped, not the batch failed."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=unique)
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=unique)
+    raise NotImplementedError(f"batched inserts need PostgreSQL or SQLite, not {dialect}")

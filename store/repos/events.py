@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.models import Event
-from store.repos._common import insert_or_get
+from store.repos._common import insert_ignoring_conflicts, insert_or_get
 from store.types import utcnow
 
 
@@ -58,3 +58,14 @@ def events_for_contact(session: Session, contact_id: str, name: str | None = Non
     if name is not None:
         query = query.where(Event.name == name)
     return list(session.scalars(query.order_by(Event.occurred_at, Event.id)))
+
+
+def record_events_once(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert events (each with an idempotency key) in one statement; a key recorded before is skipped, as
+    ``record_event`` does one at a time."""
+    if not rows:
+        return
+    now = utcnow()
+    values = [{"occurred_at": now, "received_at": now, "enrollment_id": None, "step_id": None} | r for r in rows]
+    stmt = insert_ignoring_conflicts(session, Event.__table__, ["idempotency_key"])
+    session.connection().execute(stmt, values)

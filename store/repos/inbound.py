@@ -1,8 +1,10 @@
 """Provider callbacks applied once: webhook receipts (dedupe keys + owed signals) and inbound messages.
 
-Besides the one-callback-at-a-time helpers, the ``*_many`` helpers apply a batch of callbacks in a few
-statements (Core, no ORM unit of work): the status webhook applies the callbacks of concurrent requests
-together (see ``api.webhook_support.GroupCommit``).
+Besides the one-callback-at-a-time helpers, ``claim_receipts`` / ``receipts_by_key`` / ``owe_signals_many``
+handle a batch of callbacks in a few statements (Core, no ORM unit of work): the status webhook applies the
+callbacks of concurrent requests together (see ``api.webhook_support.GroupCommit``; the outbox and event
+halves of a batch are ``outbox.outbox_by_provider_ids`` / ``set_outbox_statuses`` and
+``events.record_events_once``).
 """
 
 from __future__ import annotations
@@ -11,18 +13,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from store.models import Event, OutboxMessage
 from store.permission_models import InboundMessage, WebhookReceipt
-from store.repos._common import insert_or_get
+from store.repos._common import insert_ignoring_conflicts, insert_or_get
 from store.types import utcnow
 
 _RECEIPTS = WebhookReceipt.__table__
-_OUTBOX = OutboxMessage.__table__
-_EVENTS = Event.__table__
 
 
 def get_receipt(session: Session, provider: str, dedupe_key: str) -> WebhookReceipt | None:
@@ -85,10 +83,8 @@ def claim_receipts(
         }
         for key, signals in owed.items()
     ]
-    stmt = (
-        _insert(session, _RECEIPTS)
-        .on_conflict_do_nothing(index_elements=["provider", "dedupe_key"])
-        .returning(_RECEIPTS.c.dedupe_key, _RECEIPTS.c.id)
+    stmt = insert_ignoring_conflicts(session, _RECEIPTS, ["provider", "dedupe_key"]).returning(
+        _RECEIPTS.c.dedupe_key, _RECEIPTS.c.id
     )
     # executemany: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues") compiled once, not per size
     return {key: id_ for key, id_ in session.connection().execute(stmt, rows)}
@@ -117,65 +113,6 @@ def owe_signals_many(session: Session, owed: Mapping[int, list[dict[str, Any]]])
     )
     params = [{"_id": id_, "_pending": list(signals), "_at": None if signals else now} for id_, signals in owed.items()]
     session.connection().execute(stmt, params)
-
-
-def outbox_by_provider_ids(session: Session, provider_message_ids: Iterable[str]) -> dict[str, Row]:
-    """{provider message id: outbox row} locked for update (PostgreSQL; SQLite's BEGIN IMMEDIATE already
-    serialises writers), in id order so that concurrent batches lock shared rows in the same order."""
-    wanted = sorted(set(provider_message_ids))
-    if not wanted:
-        return {}
-    c = _OUTBOX.c
-    query = (
-        select(c.id, c.provider_message_id, c.message_key, c.status, c.contact_id, c.channel)
-        .add_columns(c.enrollment_id, c.step_id, c.to_address)
-        .where(c.provider_message_id.in_(wanted))
-        .order_by(c.id)
-        .with_for_update()
-    )
-    found: dict[str, Row] = {}
-    for row in session.connection().execute(query):
-        found.setdefault(row.provider_message_id, row)
-    return found
-
-
-def set_outbox_statuses(session: Session, changes: Mapping[int, tuple[str, str | None]]) -> None:
-    """Write {outbox id: (status, error or None)} decided on rows locked by ``outbox_by_provider_ids``;
-    None keeps the row's error (as ``advance_outbox_status`` writes extra fields only when given)."""
-    if not changes:
-        return
-    stmt = (
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id == bindparam("_id"))
-        .values(
-            status=bindparam("_status"),
-            error=func.coalesce(bindparam("_error", type_=Text), _OUTBOX.c.error),
-            updated_at=utcnow(),
-        )
-    )
-    params = [{"_id": id_, "_status": status, "_error": error} for id_, (status, error) in changes.items()]
-    session.connection().execute(stmt, params)
-
-
-def record_events_once(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert events (each with an idempotency key) in one statement; a key recorded before is skipped, as
-    ``record_event`` does one at a time."""
-    if not rows:
-        return
-    now = utcnow()
-    values = [{"occurred_at": now, "received_at": now, "enrollment_id": None, "step_id": None} | r for r in rows]
-    stmt = _insert(session, _EVENTS).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    session.connection().execute(stmt, values)
-
-
-def _insert(session: Session, table: Any) -> Any:
-    """INSERT with ``on_conflict_do_nothing``: the two dialects the store runs on both have it."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"batched webhook receipts need PostgreSQL or SQLite, not {dialect}")
 
 
 def unsignalled(session: Session, provider: str, keys: Iterable[str]) -> list[WebhookReceipt]:

@@ -3,7 +3,7 @@
 Each function here is called inside the transaction that records the fact (a task opened for an MQL or SQL,
 an SLA breach, a disposition, a won or lost deal, a consent withdrawal) and journals it as a business event
 under a key derived from the fact, so it is committed with the fact or not at all, and at most once. The
-webhook relay (activities.outbound_webhooks.relay_pending) then starts the deliveries to subscribers.
+webhook relay (activities.outbound_webhooks.WebhookRelay) then starts the deliveries to subscribers.
 
 The payloads are the ones the reports read (store.report_queries derives the same milestones from the call
 floor's tables where no event was journaled, e.g. data older than the journal), hence one builder per kind.
