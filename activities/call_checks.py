@@ -9,7 +9,10 @@ cancelled and nurture resumes).
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -17,15 +20,21 @@ from activities.permission_check import Reachability, check_permission
 from core.jurisdiction import JurisdictionPolicy
 from core.model import Window
 from core.permission import Verdict
-from store.models import Contact
-from store.task_models import CallQueue, CallTask
+from store.repos.tasks import Candidate, candidate_for
+from store.task_models import CallTask
 
 
-def calling_windows(queue: CallQueue | None) -> tuple:
-    """The queue's calling hours as DailyWindows (none configured: no extra limit beyond legal hours)."""
-    if queue is None or not queue.calling_hours:
+def calling_windows(calling_hours: dict[str, Any] | None) -> tuple:
+    """A queue's calling hours as DailyWindows (none configured: no extra limit beyond legal hours)."""
+    if not calling_hours:
         return ()
-    return (Window.model_validate(queue.calling_hours).daily(),)
+    return _windows(json.dumps(calling_hours, sort_keys=True))
+
+
+# A handful of queues: validating their hours on every claim would cost more than the check itself.
+@functools.lru_cache(maxsize=256)
+def _windows(calling_hours_json: str) -> tuple:
+    return (Window.model_validate(json.loads(calling_hours_json)).daily(),)
 
 
 def vet_call(
@@ -37,15 +46,34 @@ def vet_call(
     hours: bool = True,
     policy: JurisdictionPolicy | None = None,
 ) -> Verdict:
-    """The verdict for calling the task's contact at ``now`` (``hours=False``: consent and DNC only).
+    """The verdict for calling the task's contact at ``now`` (``hours=False``: consent and DNC only)."""
+    return vet_candidate(session, candidate_for(session, task), now, salt=salt, hours=hours, policy=policy)
+
+
+def vet_candidate(
+    session: Session,
+    candidate: Candidate,
+    now: datetime,
+    *,
+    salt: str,
+    hours: bool = True,
+    policy: JurisdictionPolicy | None = None,
+) -> Verdict:
+    """``vet_call`` for a task read with its facts (store.repos.tasks.claim_next hands these out).
 
     ``policy``: the operator's jurisdiction rules (OMNIREACH_POLICY_FILE); None means the shipped defaults, so
     every caller with settings must pass the loaded policy or an override would not reach agents' calls."""
-    contact = session.get(Contact, task.contact_id)
-    if contact is None or contact.erased_at is not None:
+    callee = candidate.callee
+    if callee is None or callee.erased_at is not None:
         return Verdict("skip", "contact_gone", "the contact was erased or no longer exists")
-    queue = session.get(CallQueue, task.queue)
-    windows = calling_windows(queue) if hours else ()
+    windows = calling_windows(candidate.calling_hours) if hours else ()
+    task = candidate.task
     return check_permission(
-        session, contact, Reachability("voice", task.purpose, windows), now, salt=salt, policy=policy
+        session,
+        callee,
+        Reachability("voice", task.purpose, windows),
+        now,
+        salt=salt,
+        policy=policy,
+        consent_status=candidate.voice_consent,
     )

@@ -10,15 +10,16 @@ frequency caps counted across every cadence and every agent call.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.orm import Session
 
 from core.jurisdiction import TELEMARKETING, JurisdictionPolicy, default_policy, number_country, registry_status
 from core.permission import SendFacts, Verdict, decide, local_day_bounds, local_week_bounds
 from core.timewindow import DailyWindow
-from store.models import Contact
 from store.repos import consent as consent_repo
 from store.repos import dnc as dnc_repo
 from store.repos import outbox as outbox_repo
@@ -27,6 +28,28 @@ from store.repos import tasks as task_repo
 ADDRESS_FIELD = {"email": "email", "sms": "phone", "voice": "phone", "whatsapp": "whatsapp"}
 PHONE_CHANNELS = frozenset({"sms", "voice", "whatsapp"})
 REGION_ATTRIBUTES = ("region", "province")  # contact attributes naming a region, e.g. "ID-BA" or "Bali"
+
+
+class Reachable(Protocol):
+    """The contact's columns the check reads: a store.models.Contact, or the store.repos.tasks.Callee a claim
+    reads with its task."""
+
+    id: str
+    phone: str | None
+    email: str | None
+    whatsapp: str | None
+    country: str | None
+    timezone: str | None
+    attributes: dict[str, Any] | None
+    phone_unusable_reason: str | None
+    email_unusable_reason: str | None
+
+
+class _Unread(enum.Enum):
+    UNREAD = "unread"
+
+
+UNREAD = _Unread.UNREAD  # the consent is read by the check (callers that read it already pass its status)
 
 
 @dataclass(frozen=True)
@@ -53,12 +76,12 @@ def count_contacts(session: Session, contact_id: str, start_utc: datetime, end_u
     return sends + count_call_attempts(session, contact_id, start_utc, end_utc)
 
 
-def jurisdiction_of(contact: Contact) -> str | None:
+def jurisdiction_of(contact: Reachable) -> str | None:
     """The country whose rules apply: the contact's, else the one their phone number belongs to."""
     return contact.country or number_country(contact.phone or contact.whatsapp)
 
 
-def _region(contact: Contact) -> str | None:
+def _region(contact: Reachable) -> str | None:
     attributes = contact.attributes or {}
     for name in REGION_ATTRIBUTES:
         value = attributes.get(name)
@@ -69,19 +92,23 @@ def _region(contact: Contact) -> str | None:
 
 def check_permission(
     session: Session,
-    contact: Contact,
+    contact: Reachable,
     ask: Reachability,
     now: datetime,
     *,
     salt: str,
     policy: JurisdictionPolicy | None = None,
+    consent_status: str | Literal[_Unread.UNREAD] | None = UNREAD,
 ) -> Verdict:
     """The verdict for reaching ``contact`` now; reads the ledger, suppressions, registry imports and sends
-    in ``session``. ``policy``: the jurisdiction rules (default: the shipped ones)."""
+    in ``session``. ``policy``: the jurisdiction rules (default: the shipped ones). ``consent_status``: the
+    status of the latest consent record for the channel and purpose, when the caller read it in this
+    transaction already (None: there is none)."""
     policy = policy or default_policy()
     address = getattr(contact, ADDRESS_FIELD[ask.channel])
     unusable = contact.email_unusable_reason if ask.channel == "email" else contact.phone_unusable_reason
-    consent = consent_repo.current_consent(session, contact.id, ask.channel, ask.purpose)
+    if consent_status is UNREAD:
+        consent_status = consent_repo.current_consent(session, contact.id, ask.channel, ask.purpose).status
     country = jurisdiction_of(contact)
     number_home = number_country(address) if ask.channel in PHONE_CHANNELS and address else None
     registry_country = number_home or country
@@ -112,7 +139,7 @@ def check_permission(
             purpose=ask.purpose,
             address=address,
             address_unusable=unusable,
-            consent_status=consent.status,
+            consent_status=consent_status,
             suppressed=_describe(suppression) if suppression else None,
             now=now,
             zone=zone,

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.call_checks import vet_call
+from activities.call_checks import vet_candidate
 from api.deps import Database, Principal
 from api.problems import ProblemError
 from core.jurisdiction import JurisdictionPolicy
@@ -121,8 +121,8 @@ def claim(
     if desk.agent_id is None:
         raise ProblemError(403, "claiming needs an agent key: an admin key has no agent to assign the task to")
 
-    def vet(s: Session, task: CallTask, at: datetime) -> Verdict:
-        return vet_call(s, task, at, salt=salt, policy=policy)
+    def vet(s: Session, candidate: task_repo.Candidate, at: datetime) -> Verdict:
+        return vet_candidate(s, candidate, at, salt=salt, policy=policy)
 
     if task_id is not None:
         visible_task(session, desk, task_id)

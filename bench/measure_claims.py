@@ -162,10 +162,10 @@ def _bare_claim(url: str, queue: str, agent: str, start: threading.Barrier) -> l
 
 
 def _product_claim(sessions: sessionmaker[Session], queue: str, agent: str, start: threading.Barrier) -> list[float]:
-    from activities.call_checks import vet_call
+    from activities.call_checks import vet_candidate
     from store.repos.tasks import claim_next, run_serialized
 
-    vet = partial(vet_call, salt=SALT, hours=True)
+    vet = partial(vet_candidate, salt=SALT, hours=True)
     latencies = []
     with sessions() as warm:  # one pooled connection per agent, opened before the clock starts
         warm.connection()

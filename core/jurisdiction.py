@@ -263,6 +263,11 @@ def number_country(e164: str | None) -> str | None:
     """The country a phone number belongs to (``+12125550147`` -> ``US``), or None when unknown."""
     if not e164:
         return None
+    return _region_of_number(e164)
+
+
+@functools.lru_cache(maxsize=65536)  # parsing costs ~40 us and every send and claim asks, often for the same number
+def _region_of_number(e164: str) -> str | None:
     text = e164.strip()
     if text.lower().startswith("whatsapp:"):
         text = text[len("whatsapp:") :].strip()

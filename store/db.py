@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DATABASE_URL = "sqlite:///var/omnireach.db"
+PING_AFTER_IDLE_SECONDS = 5.0
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -64,13 +66,39 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         engine = create_engine(parsed, **kwargs)
         _configure_sqlite(engine, parsed)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     # Room for the API's 40 request threads without opening and closing connections under load (the default
     # 5 + 10 overflow churned hundreds of PostgreSQL sessions per 1,000 webhook calls); 40 per process in all.
     if "poolclass" not in kwargs:  # a caller's NullPool (tests, one-shot scripts) takes no sizes
         kwargs.setdefault("pool_size", 20)
         kwargs.setdefault("max_overflow", 20)
-    return create_engine(parsed, **kwargs)
+    engine = create_engine(parsed, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_after_idle(engine)
+    return engine
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Make sure a pooled connection still works before handing it out, if it sat idle for a while.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip (and two autocommit switches) in
+    front of every transaction, a seventh of an agent's claim. A connection that was in use moments ago is
+    alive or failed loudly (a failure invalidates the whole pool); the one that may have died quietly, in
+    a database restart or a firewall's idle cut, is the one that sat in the pool. A failed ping makes the
+    pool discard that connection and hand out another (SQLAlchemy's pessimistic disconnect recipe)."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # just connected, or used moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.DisconnectionError(f"pooled connection failed its ping after idling: {error}") from error
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Text, desc
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base, _in, _new_uuid
@@ -83,7 +83,8 @@ class CallTask(Base):
     __table_args__ = (
         CheckConstraint(_in("status", TASK_STATUSES), name="status"),
         CheckConstraint(_in("kind", TASK_KINDS), name="kind"),
-        Index("ix_call_tasks_claim", "queue", "status", "priority", "due_at"),
+        # In the claim's order (store.repos.tasks.claim_next), so the first unlocked row is the answer.
+        Index("ix_call_tasks_claim_order", "queue", "status", desc("priority"), "due_at", "created_at", "id"),
         Index("ix_call_tasks_contact", "contact_id", "created_at"),
     )
 

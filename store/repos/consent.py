@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from store.models import CHANNELS, CONSENT_STATUSES, PURPOSES, ConsentRecord
@@ -91,19 +91,39 @@ def append_consent(
     return record
 
 
+# Columns, not the mapped record, in a statement built once: every send and every claim asks this, and
+# composing the query or loading an ORM object costs several times running it.
+_CURRENT = (
+    select(
+        ConsentRecord.status,
+        ConsentRecord.id,
+        ConsentRecord.occurred_at,
+        ConsentRecord.address,
+        ConsentRecord.method,
+    )
+    .where(
+        ConsentRecord.contact_id == bindparam("contact_id"),
+        ConsentRecord.channel == bindparam("channel"),
+        ConsentRecord.purpose == bindparam("purpose"),
+    )
+    .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
+    .limit(1)
+)
+
+
 def current_consent(session: Session, contact_id: str, channel: str, purpose: str) -> ConsentState:
     """The permission in force: the latest record by ``occurred_at`` (ties: the later appended wins)."""
-    record = session.scalars(
-        select(ConsentRecord)
-        .where(
-            ConsentRecord.contact_id == contact_id,
-            ConsentRecord.channel == channel,
-            ConsentRecord.purpose == purpose,
-        )
-        .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
-        .limit(1)
-    ).first()
-    return ConsentState.never() if record is None else ConsentState.of(record)
+    row = session.execute(_CURRENT, {"contact_id": contact_id, "channel": channel, "purpose": purpose}).first()
+    if row is None:
+        return ConsentState.never()
+    return ConsentState(
+        granted=row.status == "granted",
+        record_id=row.id,
+        status=row.status,
+        occurred_at=row.occurred_at,
+        address=row.address,
+        method=row.method,
+    )
 
 
 def consent_history(session: Session, contact_id: str) -> list[ConsentRecord]:

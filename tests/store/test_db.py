@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import psycopg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -12,10 +13,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
+from store import db as store_db
 from store.db import DEFAULT_DATABASE_URL, alembic_config, make_engine, normalise_url, upgrade
 from store.models import Base
 from store.repos import upsert_contact
-from tests.store.conftest import DATABASE_KINDS, MigratedDatabase, empty_database
+from tests.store.conftest import DATABASE_KINDS, PG_URL, MigratedDatabase, empty_database, require_postgres
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,6 +62,19 @@ def test_upgrade_accepts_a_url(tmp_path: Path) -> None:
     engine.dispose()
 
 
+# Indexes with a descending column: (column, descending) in order.
+SORTED_INDEXES = {
+    "ix_call_tasks_claim_order": [
+        ("queue", False),
+        ("status", False),
+        ("priority", True),
+        ("due_at", False),
+        ("created_at", False),
+        ("id", False),
+    ]
+}
+
+
 @pytest.mark.parametrize("kind", DATABASE_KINDS)
 def test_migrations_empty_to_head_match_models_and_go_back_down(kind: str, tmp_path: Path) -> None:
     with empty_database(kind, tmp_path) as engine:
@@ -68,7 +83,13 @@ def test_migrations_empty_to_head_match_models_and_go_back_down(kind: str, tmp_p
             assert set(inspect(conn).get_table_names()) >= TABLES
             [head] = ScriptDirectory.from_config(alembic_config()).get_heads()  # one head: branches are merged
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
-            diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            opts = {"compare_type": True}
+            if kind == "sqlite":  # SQLite's reflection drops an index column's DESC: compared by PRAGMA below
+                opts["include_object"] = lambda _obj, name, type_, *_: not (type_ == "index" and name in SORTED_INDEXES)
+                for name, columns in SORTED_INDEXES.items():
+                    info = conn.exec_driver_sql(f"PRAGMA index_xinfo({name})").mappings().all()
+                    assert [(c["name"], bool(c["desc"])) for c in info if c["key"]] == columns
+            diffs = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
         assert diffs == [], f"models and migrations disagree; write a migration: {diffs}"
 
         config = alembic_config(engine.url)
@@ -98,3 +119,41 @@ def test_datetimes_come_back_aware_utc(session, db: MigratedDatabase) -> None:
 def test_naive_datetimes_are_refused(session) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         upsert_contact(session, external_id="naive", last_inbound_at=datetime(2026, 1, 1, 12, 0))
+
+
+@pytest.mark.postgres
+def test_a_connection_killed_while_idle_is_replaced_before_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database restart or a firewall's idle cut kills pooled connections quietly: the next transaction
+    must get a working connection, not an error (the pool pings connections that sat idle)."""
+    require_postgres()
+    monkeypatch.setattr(store_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    engine = make_engine(PG_URL, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            doomed = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (doomed,))
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != doomed
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_in_steady_use_is_not_pinged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pinging costs a round trip in front of every transaction; a connection used moments ago skips it."""
+    require_postgres()
+    engine = make_engine(PG_URL, pool_size=1, max_overflow=0)
+    pings: list[object] = []
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda dbapi_connection: pings.append(dbapi_connection) or True)
+    try:
+        for _ in range(3):
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        assert pings == []
+        monkeypatch.setattr(store_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        assert len(pings) == 1
+    finally:
+        engine.dispose()

@@ -153,10 +153,10 @@ def test_a_contact_outside_calling_hours_is_skipped_and_one_nobody_may_call_is_c
         dnc, _ = _task(session, queue, contact_id, due=NOW, priority=1)
         fine, _ = _task(session, queue, contact_id, due=NOW)
 
-    def vet(session, task, now) -> Verdict:
-        if task.id == night.id:
+    def vet(session, candidate, now) -> Verdict:
+        if candidate.task.id == night.id:
             return Verdict("defer", "outside_window", "outside calling hours", opening)
-        if task.id == dnc.id:
+        if candidate.task.id == dnc.id:
             return Verdict("skip", "suppressed", "address suppressed: company DNC")
         return Verdict("allow", "allowed", "ok")
 
