@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import sending
+from activities.heartbeats import heartbeating
 from activities.permission_check import ADDRESS_FIELD, Reachability, check_permission
 from activities.types import DeliverRequest, DeliverResult
 from channels.base import (
@@ -83,6 +84,10 @@ class DeliveryActivities:
 
     @activity.defn(name="deliver")
     async def deliver(self, request: DeliverRequest) -> DeliverResult:
+        async with heartbeating():  # a killed worker's send is retried within the heartbeat timeout
+            return await self._deliver(request)
+
+    async def _deliver(self, request: DeliverRequest) -> DeliverResult:
         # Every database step runs in a thread (asyncio.to_thread, which carries the activity's context): the
         # worker's event loop also runs workflow tasks and the other activities, and must not wait on a query.
         claimed = await self._before_departure(

@@ -42,6 +42,9 @@ DELIVER_RETRY = RetryPolicy(
     non_retryable_error_types=["TemplateError", "configuration"],
 )
 BOOKKEEPING_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
+# A worker killed mid-send stops heartbeating (activities.heartbeats): the retry starts after this, not after
+# the whole start-to-close timeout. Its in-flight mark makes the retry ask the provider before sending again.
+DELIVER_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 
 
 def enrollment_id(cadence_id: str, contact_id: str) -> str:
@@ -290,6 +293,7 @@ class ContactCadenceWorkflow:
                 request,
                 result_type=DeliverResult,
                 start_to_close_timeout=timedelta(minutes=2),
+                heartbeat_timeout=DELIVER_HEARTBEAT_TIMEOUT,
                 retry_policy=DELIVER_RETRY,
             )
         except ActivityError as err:
@@ -323,4 +327,3 @@ class ContactCadenceWorkflow:
 
 def _snapshot_hash(snapshot: dict) -> str:
     return hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()[:16]
-
