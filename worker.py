@@ -39,6 +39,7 @@ PASSTHROUGH = (
     "core",
     "activities.types",
     "activities.task_types",
+    "workflows.types",
     "pydantic",
     "pydantic_core",
     "annotated_types",

@@ -15,7 +15,6 @@ not when a claim was recorded in time, even if its nudge is still on the way.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -33,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         SupervisorNotice,
         TaskRef,
     )
+    from workflows.types import CallTaskInput, CallTaskResult, CallTaskView, TaskDisposition, TaskNudge
 
 WORKFLOW_TYPE = "call-task"
 RECONCILE_EVERY = timedelta(hours=1)
@@ -44,75 +44,6 @@ NOTIFY_RETRY = RetryPolicy(
 
 def call_task_workflow_id(task_id: str) -> str:
     return f"call-task:{task_id}"
-
-
-@dataclass
-class CallTaskInput:
-    task_id: str
-    enrollment_id: str
-    cadence_id: str
-    cadence_name: str
-    purpose: str
-    locale: str
-    contact_id: str
-    kind: str
-    step_id: str
-    queue: str
-    script: str
-    sla_seconds: int = 0
-    attempt: int = 1
-    score: int = 0
-    facts: dict = field(default_factory=dict)
-    reason: str = ""
-
-
-@dataclass
-class TaskDisposition:
-    """The `disposition` signal: what the agent recorded, with its data (for callers outside the API)."""
-
-    disposition: str
-    callback_at: str | None = None  # ISO 8601 with offset
-    note: str | None = None
-    amount: str | None = None  # decimal text
-    currency: str | None = None
-    reason: str | None = None
-    agent_id: str | None = None
-
-
-@dataclass
-class TaskNudge:
-    """The `changed` signal: the task changed in the database (claimed, released, disposed, cancelled)."""
-
-    what: str = ""
-
-
-@dataclass
-class CallTaskResult:
-    outcome: str  # disposed | cancelled
-    disposition: str | None = None
-    callback_at: str | None = None
-    amount: str | None = None
-    currency: str | None = None
-    reason: str | None = None
-    task_id: str = ""
-    max_attempts: int = 1
-    retry_spacing_seconds: int = 0
-    calling_hours: dict | None = None
-
-
-@dataclass
-class CallTaskView:
-    """The `state` query's answer: where the task and its SLA stand."""
-
-    task_id: str
-    queue: str
-    kind: str
-    attempt: int
-    status: str
-    claimed_by: str | None
-    due_at: str | None
-    sla_state: str  # pending | met | breached
-    sla_breached_at: str | None
 
 
 @workflow.defn(name=WORKFLOW_TYPE)

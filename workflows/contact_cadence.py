@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -30,6 +29,14 @@ with workflow.unsafe.imports_passed_through():
     from core.engine import ContactProfile, EnrollmentState
     from core.model import Cadence, SendStep
     from core.trace import describe
+    from workflows.types import (
+        DispositionSignal,
+        EnrollmentInput,
+        EnrollmentResult,
+        EnrollmentView,
+        EventSignal,
+        StopSignal,
+    )
 
 from workflows import task_bridge
 from workflows.call_task import CallTaskResult, TaskDisposition, call_task_workflow_id
@@ -50,63 +57,6 @@ DELIVER_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 def enrollment_id(cadence_id: str, contact_id: str) -> str:
     """The workflow id: one running enrollment per contact and cadence makes enrolling idempotent."""
     return f"cadence:{cadence_id}:{contact_id}"
-
-
-@dataclass
-class EventSignal:
-    name: str
-    step_id: str | None = None
-    event_id: str | None = None
-
-
-@dataclass
-class EnrollmentInput:
-    cadence: dict  # the cadence snapshot (Cadence.snapshot()), fixed at enrollment
-    contact_id: str
-    state: EnrollmentState | None = None  # carried over by continue-as-new
-    profile: ContactProfile | None = None
-    pending: list[EventSignal] = field(default_factory=list)
-
-
-@dataclass
-class DispositionSignal:
-    disposition: str
-    callback_at: str | None = None  # ISO 8601 with offset
-    task_id: str | None = None
-
-
-@dataclass
-class StopSignal:
-    reason: str = "stopped by request"
-
-
-@dataclass
-class EnrollmentResult:
-    status: str
-    reason: str
-    score: int = 0
-    sent: dict[str, str] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class EnrollmentView:
-    """The `state` query's answer."""
-
-    cadence_id: str
-    contact_id: str
-    status: str
-    step_id: str | None
-    score: int
-    variants: dict[str, str]
-    sent: dict[str, str]
-    skipped: dict[str, str]
-    waiting: str | None
-    waiting_until: str | None
-    escalated: bool
-    handed_off: bool
-    open_task: dict | None
-    trace: list[str]
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
