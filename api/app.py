@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +36,7 @@ from api.routes import (
 )
 from api.routes.tasks import router as tasks_router
 from api.temporal_gateway import TemporalGateway
+from api.webhook_support import OwedSignalRelay
 from content.costs import load_costs
 from content.policy import load_policy
 from core.settings import Settings
@@ -66,6 +70,7 @@ def create_app(
         version=_version(),
         description=DESCRIPTION,
         dependencies=[Depends(reject_unknown_query)],
+        lifespan=_relaying_owed_signals,
     )
     app.state.services = Services(
         settings=settings,
@@ -93,6 +98,18 @@ def create_app(
     app.add_middleware(RequestLogMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+@contextlib.asynccontextmanager
+async def _relaying_owed_signals(app: FastAPI) -> AsyncIterator[None]:
+    """While the API serves, it also sends the enrollment signals that webhook receipts still owe."""
+    relay = asyncio.create_task(OwedSignalRelay(app.state.services).run())
+    try:
+        yield
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

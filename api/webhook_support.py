@@ -4,7 +4,8 @@ Order of work in every webhook: verify the signature on the raw bytes (403, noth
 apply the effects in one transaction that also inserts the callback's dedupe key (a duplicate or replay
 finds the key and changes nothing); only then signal running enrollments. Signals that Temporal did not
 take stay in the receipt (``pending_signals``) and are retried when the provider delivers the callback
-again; the workflow counts an event id once, so a repeated signal is harmless.
+again or, at the latest, by ``OwedSignalRelay``; the workflow counts an event id once, so a repeated signal
+is harmless.
 
 That harmlessness is also why a receipt is marked signalled lazily: the ids of receipts whose signals
 Temporal took are collected and marked by one small transaction every ``MARK_DELAY`` seconds, instead of a
@@ -23,6 +24,7 @@ import logging
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 from urllib.parse import parse_qsl
 
@@ -39,6 +41,7 @@ from workflows.contact_cadence import EventSignal
 log = logging.getLogger("omnireach.webhooks")
 T = TypeVar("T")
 R = TypeVar("R")
+OWED_SIGNAL_SETTLE = timedelta(seconds=30)  # age at which the relay sends a receipt's owed signals itself
 MARK_DELAY = 0.25  # seconds a "signalled" mark may wait, to be written with the others of that moment
 MAX_BATCH = 100  # callbacks per group-commit transaction
 IN_FLIGHT = 2  # group-commit transactions at once: a slow one does not hold up the callbacks behind it
@@ -77,15 +80,11 @@ def signal(workflow_id: str, name: str, step_id: str | None, event_id: str) -> d
 
 async def deliver_signals(services: Services, owed: dict[int, list[dict]]) -> None:
     """Send the signals owed per receipt id; receipts fully sent are marked shortly after (``SignalledMarks``).
-    503 when Temporal is down: the effects are stored, and the provider's redelivery retries the signals."""
+    503 when Temporal is down: the effects are stored, and the provider's redelivery or ``OwedSignalRelay``
+    retries the signals."""
     done: list[int] = []
     try:
-        for receipt_id, signals in owed.items():
-            for item in signals:
-                await services.temporal.signal_event(
-                    item["workflow_id"], EventSignal(item["name"], item.get("step_id"), item["event_id"])
-                )
-            done.append(receipt_id)
+        await _send(services, owed, done)
     except TemporalUnavailable as exc:
         log.error("event=webhook_signal_failed receipts=%d error=%s", len(owed) - len(done), exc)
         raise ProblemError(
@@ -94,6 +93,63 @@ async def deliver_signals(services: Services, owed: dict[int, list[dict]]) -> No
     finally:
         if done:
             state_of(services.db).marks.add(done)
+
+
+async def _send(services: Services, owed: dict[int, list[dict]], done: list[int]) -> None:
+    """Signal each receipt's enrollments, appending the receipt id to ``done`` once all its signals went."""
+    for receipt_id, signals in owed.items():
+        for item in signals:
+            await services.temporal.signal_event(
+                item["workflow_id"], EventSignal(item["name"], item.get("step_id"), item["event_id"])
+            )
+        done.append(receipt_id)
+
+
+class OwedSignalRelay:
+    """Sends the signals receipts still owe once they are ``settle`` old, so an event reaches its enrollment
+    even when nobody delivers the callback again.
+
+    A callback that finds Temporal down is stored and answered 503, and SendGrid retries it; Twilio does not
+    retry a status callback, and a process killed between its commit and its signal leaves the receipt
+    owing too. Runs inside every API process (``create_app``'s lifespan). Sending twice is harmless: the
+    enrollment counts an event id once, which is also why several API processes may sweep side by side.
+    ``settle`` leaves the live requests, and their lazy "signalled" marks, well alone.
+    """
+
+    def __init__(self, services: Services, *, settle: timedelta | None = None, batch: int = 200):
+        self.services, self.batch = services, batch
+        self.settle = OWED_SIGNAL_SETTLE if settle is None else settle
+
+    async def sweep(self) -> int:
+        """One pass; the number of receipts whose signals were all sent."""
+        before = datetime.now(UTC) - self.settle
+        owed = await self.services.db.run(
+            lambda s: inbound_repo.owed_signals(s, received_before=before, limit=self.batch)
+        )
+        done: list[int] = []
+        try:
+            for receipt_id, signals in owed.items():
+                try:
+                    await _send(self.services, {receipt_id: signals}, done)
+                except TemporalUnavailable:
+                    raise  # the rest would fail the same way: next sweep
+                except Exception as exc:  # one malformed receipt must not hold up the others behind it
+                    log.error("event=owed_signal_failed receipt=%d error=%s: %s", receipt_id, type(exc).__name__, exc)
+        finally:
+            if done:
+                await self.services.db.run(lambda s: inbound_repo.mark_signalled(s, done))
+                log.info("event=owed_signals_sent receipts=%d", len(done))
+        return len(done)
+
+    async def run(self, interval: float = 10.0) -> None:
+        """Sweep forever; a failed sweep (database or Temporal down) is logged and tried again."""
+        while True:
+            try:
+                while await self.sweep() == self.batch:  # a backlog (Temporal was down a while): keep going
+                    pass
+            except Exception as exc:  # the API must outlive an outage; the next sweep retries
+                log.warning("event=owed_signals_failed error=%s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(interval)
 
 
 class SignalledMarks:

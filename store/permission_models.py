@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base, Suppression, _in
@@ -71,7 +71,16 @@ class WebhookReceipt(Base):
     """A provider callback already applied (dedupe key), and the enrollment signals it still owes."""
 
     __tablename__ = "webhook_receipts"
-    __table_args__ = (UniqueConstraint("provider", "dedupe_key", name="uq_webhook_receipts_provider_key"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "dedupe_key", name="uq_webhook_receipts_provider_key"),
+        # Only the receipts still owing signals (the relay's sweep): a handful among millions.
+        Index(
+            "ix_webhook_receipts_owed",
+            "received_at",
+            postgresql_where=text("signalled_at IS NULL"),
+            sqlite_where=text("signalled_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     provider: Mapped[str]  # twilio | sendgrid

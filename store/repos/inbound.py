@@ -48,6 +48,18 @@ def owe_signals(session: Session, receipt: WebhookReceipt, signals: list[dict[st
     session.flush()
 
 
+def owed_signals(session: Session, *, received_before: datetime, limit: int) -> dict[int, list[dict[str, Any]]]:
+    """Receipt id -> the signals it still owes, for receipts received before ``received_before``, oldest
+    first: Temporal was down when they came, or the process died before it signalled or marked them."""
+    rows = session.execute(
+        select(WebhookReceipt.id, WebhookReceipt.pending_signals)
+        .where(WebhookReceipt.signalled_at.is_(None), WebhookReceipt.received_at < received_before)
+        .order_by(WebhookReceipt.received_at, WebhookReceipt.id)
+        .limit(limit)
+    ).all()
+    return {receipt_id: list(signals or []) for receipt_id, signals in rows}
+
+
 def mark_signalled(session: Session, receipt_ids: Iterable[int]) -> None:
     ids = list(receipt_ids)
     if ids:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -384,3 +385,38 @@ async def test_temporal_down_is_503_with_the_effects_kept_and_a_redelivery_signa
     await eventually(lambda: _receipt(api, message_sid, "delivered").signalled_at is not None)
     with api.sessions() as session:
         assert len(session.scalars(select(Event).where(Event.message_key == key)).all()) == 1
+
+
+async def test_signals_owed_while_temporal_was_down_reach_the_enrollment_without_a_redelivery(
+    api: Api, dead_api: httpx.AsyncClient, library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio does not deliver a status callback again after a 503: the API's relay sends what is owed."""
+    from api import webhook_support
+    from api.app import create_app
+    from api.temporal_gateway import TemporalGateway
+
+    contact_id, number = await sms_contact(api)
+    enrolled = await api.post("/v1/enrollments", {"contact_id": contact_id, "cadence_id": "sms-nurture"})
+    assert enrolled.status_code == 201, enrolled.text
+    workflow_id = enrolled.json()["id"]
+    _, message_sid = _enrolled_message(api, contact_id, number, workflow_id)
+    delivered = {"MessageSid": message_sid, "MessageStatus": "delivered", "To": number}
+    problem_of(await twilio_post(dataclasses.replace(api, http=dead_api), STATUS, delivered), 503)
+
+    app = create_app(api.settings, api.sessions, TemporalGateway(api.temporal, api.settings.task_queue), library)
+    relay = webhook_support.OwedSignalRelay(app.state.services)
+    await relay.sweep()  # a receipt younger than the settle time is left to its own request
+    assert _receipt(api, message_sid, "delivered").signalled_at is None
+
+    monkeypatch.setattr(webhook_support, "OWED_SIGNAL_SETTLE", timedelta(0))
+    async with app.router.lifespan_context(app):  # as `omnireach api` runs it: the relay beside the routes
+        await eventually(lambda: _receipt(api, message_sid, "delivered").signalled_at is not None)
+
+    history = await api.temporal.get_workflow_handle(workflow_id).fetch_history()
+    signalled = [
+        e.workflow_execution_signaled_event_attributes
+        for e in history.events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    event_id = f"twilio:{message_sid}:delivered"
+    assert [s.signal_name for s in signalled if event_id.encode() in s.input.payloads[0].data] == ["event"]
