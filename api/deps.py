@@ -158,8 +158,8 @@ Agent = Annotated[Principal, Depends(require("agent"))]
 async def reject_unknown_query(request: Request) -> None:
     """``/v1`` endpoints refuse query parameters they do not declare (a typo such as ``?cadence=`` for
     ``?cadence_id=`` would otherwise be ignored silently and widen the answer)."""
-    if not request.url.path.startswith("/v1/"):
-        return
+    if not request.scope.get("query_string") or not request.scope["path"].startswith("/v1/"):
+        return  # no query string: nothing unknown or repeated (most requests; the checks below walk the route)
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     known = _query_names(dependant) if dependant is not None else set()

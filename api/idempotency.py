@@ -66,9 +66,7 @@ class IdempotencyMiddleware:
         if scope["type"] != "http" or not applies(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        key = headers.get(HEADER.lower())
-        authorization = headers.get("authorization", "")
+        key, authorization = _key_and_caller(scope["headers"])
         if key is None or not authorization:  # no key: nothing to do; no caller: the route answers 401
             await self.app(scope, receive, send)
             return
@@ -133,6 +131,23 @@ class IdempotencyMiddleware:
             if k.decode("latin-1").lower() in KEPT_HEADERS
         }
         await run_in_threadpool(_keep, sessions, row_id, status, kept, bytes(response["body"]))
+
+
+_HEADER_NAME = HEADER.lower().encode("latin-1")
+
+
+def _key_and_caller(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str]:
+    """The Idempotency-Key header (None when absent) and the Authorization header ("" when absent); the last
+    one wins when a header is repeated. Only these two are decoded: every POST passes through here."""
+    key: str | None = None
+    authorization = ""
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == _HEADER_NAME:
+            key = value.decode("latin-1")
+        elif lowered == b"authorization":
+            authorization = value.decode("latin-1")
+    return key, authorization
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Receive]:

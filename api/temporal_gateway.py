@@ -10,8 +10,9 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import RawValue, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -27,6 +28,7 @@ from workflows.contact_cadence import (
 log = logging.getLogger("omnireach.api.temporal")
 DEFAULT_RPC_TIMEOUT = timedelta(seconds=10)
 HEALTH_TIMEOUT = timedelta(seconds=3)
+JSON_ENCODING = b"json/plain"
 
 
 class TemporalUnavailable(RuntimeError):
@@ -47,6 +49,7 @@ class TemporalGateway:
         self.client = client
         self.task_queue = task_queue
         self.rpc_timeout = rpc_timeout
+        self._inputs = EnrollmentInputs(client)
 
     async def start_enrollment(
         self, cadence: Cadence, contact_id: str, *, snapshot: dict | None = None, reenroll: bool = True
@@ -60,7 +63,7 @@ class TemporalGateway:
         try:
             handle = await self.client.start_workflow(
                 ContactCadenceWorkflow.run,
-                EnrollmentInput(cadence=snapshot or cadence.snapshot(), contact_id=contact_id),
+                self._inputs.build(cadence, contact_id, snapshot),
                 id=workflow_id,
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -106,6 +109,68 @@ class TemporalGateway:
         except Exception as exc:  # any failure means "unreachable" to a health check
             log.warning("event=temporal_health ok=false error=%s", type(exc).__name__)
             return False
+
+
+class EnrollmentInputs:
+    """The workflow's input, with the cadence snapshot encoded once per cadence rather than once per start.
+
+    Encoding the input (a pydantic dump of the cadence, then the payload converter's deep copy and JSON of every
+    step) was the largest part of an enrollment's Python work on the event loop, and all but the contact id is
+    the same for every contact of a cadence. The payload sent is byte for byte what the client's own converter
+    makes of ``EnrollmentInput(cadence.snapshot(), contact_id)``: the converter's JSON of the snapshot (kept
+    per cadence) and of the contact id go into the converter's JSON of an input with an empty cadence and a
+    marked contact id, cut once around those two. A converter that does not write plain JSON gets the whole
+    input to encode, as before.
+    """
+
+    MAX_CADENCES = 1024  # the library is fixed for the process's life; a bound all the same
+    CONTACT_MARK = "\x00contact-id\x00"  # escaped in JSON, it cannot occur anywhere else in the input's JSON
+
+    def __init__(self, client: Client):
+        self.converter = client.data_converter.payload_converter
+        self._snapshots: dict[int, tuple[Cadence, bytes | None]] = {}
+        self._frame = self._input_frame()
+
+    def build(self, cadence: Cadence, contact_id: str, snapshot: dict | None = None) -> EnrollmentInput | RawValue:
+        if snapshot is not None:  # the caller made its own snapshot (bulk loads): encode it as given
+            return EnrollmentInput(cadence=snapshot, contact_id=contact_id)
+        encoded = self._snapshot_json(cadence) if self._frame is not None else None
+        contact = self._json(contact_id) if encoded is not None else None
+        if self._frame is None or encoded is None or contact is None:
+            return EnrollmentInput(cadence=cadence.snapshot(), contact_id=contact_id)
+        head, middle, tail = self._frame
+        contact.data = head + encoded + middle + contact.data + tail
+        return RawValue(contact)
+
+    def _input_frame(self) -> tuple[bytes, bytes, bytes] | None:
+        """The JSON of an input around its cadence and its contact id, or None when the converter's is not
+        plain JSON with the cadence first (keys are sorted)."""
+        payload = self._json(EnrollmentInput(cadence={}, contact_id=self.CONTACT_MARK))
+        mark = self._json(self.CONTACT_MARK)
+        head = b'{"cadence":'
+        if payload is None or mark is None or not payload.data.startswith(head + b"{}"):
+            return None
+        rest = payload.data[len(head) + 2 :]
+        if rest.count(mark.data) != 1:
+            return None
+        middle, tail = rest.split(mark.data)
+        return head, middle, tail
+
+    def _snapshot_json(self, cadence: Cadence) -> bytes | None:
+        # Keyed by identity (a cadence is a frozen model, but hashing it would walk every step); the entry
+        # holds the cadence, so its id cannot be reused by another object while the entry exists.
+        entry = self._snapshots.get(id(cadence))
+        if entry is None or entry[0] is not cadence:
+            if len(self._snapshots) >= self.MAX_CADENCES:
+                self._snapshots.clear()
+            payload = self._json(cadence.snapshot())
+            entry = (cadence, payload.data if payload is not None else None)
+            self._snapshots[id(cadence)] = entry
+        return entry[1]
+
+    def _json(self, value: object) -> Payload | None:
+        [payload] = self.converter.to_payloads([value])
+        return payload if payload.metadata.get("encoding") == JSON_ENCODING else None
 
 
 def _was_started(handle: object) -> bool:

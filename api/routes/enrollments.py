@@ -19,7 +19,7 @@ from api.deps import Developer, ServicesDep
 from api.erasure_guard import refuse_erased
 from api.pagination import Cursor, Limit, Page, cursor_value, decode_cursor, page
 from api.problems import ProblemError, problem_responses
-from api.routes.common import find_contact, require_contact
+from api.routes.common import find_contact, require_live_addresses
 from api.schemas import CONTACT_REF, ID_PATTERN, EnrollmentIn, EnrollmentOut, EnrollmentStopOut
 from api.temporal_gateway import TemporalUnavailable
 from store.models import Enrollment
@@ -55,7 +55,7 @@ async def enroll(body: EnrollmentIn, response: Response, services: ServicesDep, 
         raise ProblemError.invalid("cadence_id", f"unknown cadence {body.cadence_id!r}; known cadences: {known}")
 
     def find(session: Session) -> str:
-        contact = require_contact(session, body.contact_id, field="contact_id", live=True)
+        contact = require_live_addresses(session, body.contact_id, field="contact_id")
         refuse_erased(
             session,
             salt=services.settings.secret_key,

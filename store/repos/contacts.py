@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from store.models import Contact
@@ -47,6 +48,35 @@ def upsert_contact(session: Session, *, external_id: str, **fields: Any) -> tupl
             setattr(contact, name, value)
         session.flush()
     return contact, created
+
+
+class ContactAddresses(NamedTuple):
+    """What starting outreach needs of a contact: its id, its addresses and whether it was erased."""
+
+    id: str
+    email: str | None
+    phone: str | None
+    whatsapp: str | None
+    erased_at: datetime | None
+
+
+_CONTACTS = Contact.__table__.c
+# Built once, as Core statements: an enrollment looks its contact up on every request, and loading the whole
+# row as an ORM object (17 columns, the identity map) cost about as much as the rest of its database work.
+_ADDRESSES = select(_CONTACTS.id, _CONTACTS.email, _CONTACTS.phone, _CONTACTS.whatsapp, _CONTACTS.erased_at)
+_ADDRESSES_BY_ID = _ADDRESSES.where(_CONTACTS.id == bindparam("ref"))
+_ADDRESSES_BY_EXTERNAL_ID = _ADDRESSES.where(_CONTACTS.external_id == bindparam("ref"))
+
+
+def contact_addresses(
+    session: Session, contact_id: str | None = None, *, external_id: str | None = None
+) -> ContactAddresses | None:
+    """The id, addresses and erasure time of the contact with this id (or external id), or None."""
+    if (contact_id is None) == (external_id is None):
+        raise TypeError("pass exactly one of contact_id and external_id")
+    query = _ADDRESSES_BY_ID if external_id is None else _ADDRESSES_BY_EXTERNAL_ID
+    row = session.execute(query, {"ref": contact_id if external_id is None else external_id}).one_or_none()
+    return ContactAddresses(*row) if row is not None else None
 
 
 def get_contact(session: Session, contact_id: str) -> Contact | None:

@@ -73,3 +73,20 @@ def test_lock_contact_serialises_concurrent_senders(db, contact_id) -> None:
     assert order == ["first commits", "second locked"]
     with db.session_factory() as s:
         assert lock_contact(s, "no-such-contact") is None
+
+
+def test_contact_addresses_by_id_or_external_id(db) -> None:
+    from store.repos.contacts import contact_addresses
+
+    ext = f"crm-{uuid.uuid4().hex}"
+    with db.session_factory.begin() as s:
+        contact, _ = upsert_contact(s, external_id=ext, name="Ana", email="ana@example.com", phone="+628123456789")
+        contact_id = contact.id
+    with db.session_factory() as s:
+        by_id = contact_addresses(s, contact_id)
+        assert by_id == (contact_id, "ana@example.com", "+628123456789", None, None)
+        assert contact_addresses(s, external_id=ext) == by_id
+        assert contact_addresses(s, str(uuid.uuid4())) is None
+        assert contact_addresses(s, external_id="nobody") is None
+        with pytest.raises(TypeError):
+            contact_addresses(s, contact_id, external_id=ext)
