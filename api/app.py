@@ -82,13 +82,13 @@ def create_app(
         policy=load_policy(settings.policy_file),
     )
     install_problem_handlers(app)
-    for module in (health, contacts, consents, enrollments, events):
+    # Busiest first: a request is matched against the routes in order, and the providers' callbacks (one per
+    # message status) went through about 100 us of matching behind the rest; their paths overlap no other.
+    for module in (twilio_webhooks, sendgrid_webhooks, enrollments, events, health, contacts, consents):
         app.include_router(module.router)
     for module in (bulk, cadences, reports, webhook_subscriptions):
         app.include_router(module.router)
     app.include_router(data_rights.router)
-    app.include_router(twilio_webhooks.router)
-    app.include_router(sendgrid_webhooks.router)
     app.include_router(unsubscribe.router, include_in_schema=False)  # a page for people, not the developer API
     app.include_router(tasks_router)
     app.include_router(console_router)  # the agent console: pages for people
