@@ -209,9 +209,7 @@ class StopRequested:
     reason: str = "stopped"
 
 
-Happening = (
-    Started | TimerFired | EventArrived | SendReported | DispositionRecorded | TaskCancelled | StopRequested
-)
+Happening = Started | TimerFired | EventArrived | SendReported | DispositionRecorded | TaskCancelled | StopRequested
 
 
 def assign_variant(variants: Mapping[str, int], cadence_id: str, step_id: str, contact_id: str) -> str:

@@ -419,7 +419,7 @@ def test_duplicate_cadence_ids_point_at_the_second_id(project: Path) -> None:
 
 
 ROUTED_TO_VIP = VALID.replace(
-    "steps:\n", "escalate:\n  when: \"score >= 10\"\n  queue: vip-desk\n  script: qualify\nsteps:\n", 1
+    "steps:\n", 'escalate:\n  when: "score >= 10"\n  queue: vip-desk\n  script: qualify\nsteps:\n', 1
 )
 
 
