@@ -13,36 +13,23 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
 from core.jurisdiction import TELEMARKETING, JurisdictionPolicy, default_policy, number_country, registry_status
 from core.permission import SendFacts, Verdict, decide, local_day_bounds, local_week_bounds
 from core.timewindow import DailyWindow
+from store.models import Contact
 from store.repos import consent as consent_repo
 from store.repos import dnc as dnc_repo
 from store.repos import outbox as outbox_repo
 from store.repos import tasks as task_repo
+from store.repos.tasks import Callee
 
 ADDRESS_FIELD = {"email": "email", "sms": "phone", "voice": "phone", "whatsapp": "whatsapp"}
 PHONE_CHANNELS = frozenset({"sms", "voice", "whatsapp"})
 REGION_ATTRIBUTES = ("region", "province")  # contact attributes naming a region, e.g. "ID-BA" or "Bali"
-
-
-class Reachable(Protocol):
-    """The contact's columns the check reads: a store.models.Contact, or the store.repos.tasks.Callee a claim
-    reads with its task."""
-
-    id: str
-    phone: str | None
-    email: str | None
-    whatsapp: str | None
-    country: str | None
-    timezone: str | None
-    attributes: dict[str, Any] | None
-    phone_unusable_reason: str | None
-    email_unusable_reason: str | None
 
 
 class _Unread(enum.Enum):
@@ -76,12 +63,12 @@ def count_contacts(session: Session, contact_id: str, start_utc: datetime, end_u
     return sends + count_call_attempts(session, contact_id, start_utc, end_utc)
 
 
-def jurisdiction_of(contact: Reachable) -> str | None:
+def jurisdiction_of(contact: Contact | Callee) -> str | None:
     """The country whose rules apply: the contact's, else the one their phone number belongs to."""
     return contact.country or number_country(contact.phone or contact.whatsapp)
 
 
-def _region(contact: Reachable) -> str | None:
+def _region(contact: Contact | Callee) -> str | None:
     attributes = contact.attributes or {}
     for name in REGION_ATTRIBUTES:
         value = attributes.get(name)
@@ -92,7 +79,7 @@ def _region(contact: Reachable) -> str | None:
 
 def check_permission(
     session: Session,
-    contact: Reachable,
+    contact: Contact | Callee,
     ask: Reachability,
     now: datetime,
     *,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from store.models import CHANNELS, CONSENT_STATUSES, PURPOSES, ConsentRecord
@@ -35,8 +35,8 @@ class ConsentState:
         return cls(granted=False, record_id=None, status=None, occurred_at=None)
 
     @classmethod
-    def of(cls, record: ConsentRecord) -> ConsentState:
-        """The state a record establishes."""
+    def of(cls, record: ConsentRecord | Row) -> ConsentState:
+        """The state a record (or a row of its status, id, occurred_at, address and method) establishes."""
         return cls(
             granted=record.status == "granted",
             record_id=record.id,
@@ -114,16 +114,7 @@ _CURRENT = (
 def current_consent(session: Session, contact_id: str, channel: str, purpose: str) -> ConsentState:
     """The permission in force: the latest record by ``occurred_at`` (ties: the later appended wins)."""
     row = session.execute(_CURRENT, {"contact_id": contact_id, "channel": channel, "purpose": purpose}).first()
-    if row is None:
-        return ConsentState.never()
-    return ConsentState(
-        granted=row.status == "granted",
-        record_id=row.id,
-        status=row.status,
-        occurred_at=row.occurred_at,
-        address=row.address,
-        method=row.method,
-    )
+    return ConsentState.never() if row is None else ConsentState.of(row)
 
 
 def consent_history(session: Session, contact_id: str) -> list[ConsentRecord]:
