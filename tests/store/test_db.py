@@ -157,3 +157,23 @@ def test_a_connection_in_steady_use_is_not_pinged(monkeypatch: pytest.MonkeyPatc
         assert len(pings) == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_runbooks_concurrent_indexes_are_the_ones_the_upgrade_would_build(tmp_path: Path) -> None:
+    """docs/runbook.md tells operators of a busy database to build two indexes beforehand with CONCURRENTLY;
+    the upgrade must then accept them and end with exactly the schema of the models."""
+    runbook = (Path(__file__).parents[2] / "docs" / "runbook.md").read_text()
+    sql = runbook.split("```sql\n", 1)[1].split("```", 1)[0]
+    statements = [s.strip() for s in sql.split(";") if "CREATE INDEX CONCURRENTLY" in s]
+    assert len(statements) == 2
+    with empty_database("postgres", tmp_path) as engine:
+        upgrade(engine, "0006")
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # CONCURRENTLY refuses a transaction
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+        upgrade(engine)
+        with engine.connect() as conn:
+            diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        assert diffs == [], f"the run-book's indexes differ from the models': {diffs}"

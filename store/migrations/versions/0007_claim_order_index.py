@@ -25,6 +25,7 @@ def upgrade() -> None:
         "ix_call_tasks_claim_order",
         "call_tasks",
         ["queue", "status", sa.desc("priority"), "due_at", "created_at", "id"],
+        if_not_exists=True,  # built beforehand with CONCURRENTLY on a large table (docs/runbook.md)
     )
     op.drop_index("ix_call_tasks_claim", table_name="call_tasks")
 

@@ -29,6 +29,7 @@ def upgrade() -> None:
         ["received_at"],
         postgresql_where=OWED,
         sqlite_where=OWED,
+        if_not_exists=True,  # built beforehand with CONCURRENTLY on a large table (docs/runbook.md)
     )
 
 
