@@ -136,7 +136,7 @@ class EnrollmentInputs:
             return EnrollmentInput(cadence=snapshot, contact_id=contact_id)
         encoded = self._snapshot_json(cadence) if self._frame is not None else None
         contact = self._json(contact_id) if encoded is not None else None
-        if self._frame is None or encoded is None or contact is None:
+        if self._frame is None or encoded is None or contact is None:  # not plain JSON: the whole input
             return EnrollmentInput(cadence=cadence.snapshot(), contact_id=contact_id)
         head, middle, tail = self._frame
         contact.data = head + encoded + middle + contact.data + tail

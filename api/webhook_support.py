@@ -84,7 +84,9 @@ async def deliver_signals(services: Services, owed: dict[int, list[dict]]) -> No
     retries the signals."""
     done: list[int] = []
     try:
-        await _send(services, owed, done)
+        for receipt_id, signals in owed.items():
+            await _signal(services, signals)
+            done.append(receipt_id)
     except TemporalUnavailable as exc:
         log.error("event=webhook_signal_failed receipts=%d error=%s", len(owed) - len(done), exc)
         raise ProblemError(
@@ -95,14 +97,12 @@ async def deliver_signals(services: Services, owed: dict[int, list[dict]]) -> No
             state_of(services.db).marks.add(done)
 
 
-async def _send(services: Services, owed: dict[int, list[dict]], done: list[int]) -> None:
-    """Signal each receipt's enrollments, appending the receipt id to ``done`` once all its signals went."""
-    for receipt_id, signals in owed.items():
-        for item in signals:
-            await services.temporal.signal_event(
-                item["workflow_id"], EventSignal(item["name"], item.get("step_id"), item["event_id"])
-            )
-        done.append(receipt_id)
+async def _signal(services: Services, signals: list[dict]) -> None:
+    """Send one receipt's owed signals (as stored by ``signal``) to their enrollments."""
+    for item in signals:
+        await services.temporal.signal_event(
+            item["workflow_id"], EventSignal(item["name"], item.get("step_id"), item["event_id"])
+        )
 
 
 class OwedSignalRelay:
@@ -130,7 +130,8 @@ class OwedSignalRelay:
         try:
             for receipt_id, signals in owed.items():
                 try:
-                    await _send(self.services, {receipt_id: signals}, done)
+                    await _signal(self.services, signals)
+                    done.append(receipt_id)
                 except TemporalUnavailable:
                     raise  # the rest would fail the same way: next sweep
                 except Exception as exc:  # one malformed receipt must not hold up the others behind it

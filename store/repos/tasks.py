@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -79,7 +79,8 @@ class Candidate:
 
 Vet = Callable[[Session, Candidate, datetime], Verdict]
 
-_CALLEE_COLUMNS = tuple(getattr(Contact, name).label(f"callee_{name}") for name in Callee.__slots__)
+_CALLEE_FIELDS = tuple(f.name for f in fields(Callee))
+_CALLEE_COLUMNS = tuple(getattr(Contact, name).label(f"callee_{name}") for name in _CALLEE_FIELDS)
 # The latest voice consent for the task's purpose, as in store.repos.consent.current_consent.
 _VOICE_CONSENT = (
     select(ConsentRecord.status)
@@ -109,7 +110,7 @@ def _candidate(row) -> Candidate:
     values = row._mapping
     callee = None
     if values["callee_id"] is not None:
-        callee = Callee(*(values[f"callee_{name}"] for name in Callee.__slots__))
+        callee = Callee(*(values[f"callee_{name}"] for name in _CALLEE_FIELDS))
     return Candidate(row[0], callee, values["calling_hours"], values["voice_consent"])
 
 
