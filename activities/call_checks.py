@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from activities.permission_check import Reachability, check_permission
+from activities.permission_check import UNREAD, Reachability, check_permission
 from core.jurisdiction import JurisdictionPolicy
 from core.model import Window
 from core.permission import Verdict
@@ -47,7 +47,8 @@ def vet_call(
     policy: JurisdictionPolicy | None = None,
 ) -> Verdict:
     """The verdict for calling the task's contact at ``now`` (``hours=False``: consent and DNC only)."""
-    return vet_candidate(session, candidate_for(session, task), now, salt=salt, hours=hours, policy=policy)
+    candidate = candidate_for(session, task, salt=salt)
+    return vet_candidate(session, candidate, now, salt=salt, hours=hours, policy=policy)
 
 
 def vet_candidate(
@@ -76,4 +77,5 @@ def vet_candidate(
         salt=salt,
         policy=policy,
         consent_status=candidate.voice_consent,
+        suppression=candidate.suppression if candidate.suppression_read else UNREAD,
     )

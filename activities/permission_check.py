@@ -25,6 +25,7 @@ from store.repos import consent as consent_repo
 from store.repos import dnc as dnc_repo
 from store.repos import outbox as outbox_repo
 from store.repos import tasks as task_repo
+from store.repos.dnc import Blocking
 from store.repos.tasks import Callee
 
 ADDRESS_FIELD = {"email": "email", "sms": "phone", "voice": "phone", "whatsapp": "whatsapp"}
@@ -86,11 +87,14 @@ def check_permission(
     salt: str,
     policy: JurisdictionPolicy | None = None,
     consent_status: str | Literal[_Unread.UNREAD] | None = UNREAD,
+    suppression: Blocking | Literal[_Unread.UNREAD] | None = UNREAD,
 ) -> Verdict:
     """The verdict for reaching ``contact`` now; reads the ledger, suppressions, registry imports and sends
     in ``session``. ``policy``: the jurisdiction rules (default: the shipped ones). ``consent_status``: the
     status of the latest consent record for the channel and purpose, when the caller read it in this
-    transaction already (None: there is none)."""
+    transaction already (None: there is none). ``suppression``: the address's most binding suppression,
+    registries included, when the caller read it in this transaction already (store.repos.dnc
+    .phone_blocking; None: there is none)."""
     policy = policy or default_policy()
     address = getattr(contact, ADDRESS_FIELD[ask.channel])
     unusable = contact.email_unusable_reason if ask.channel == "email" else contact.phone_unusable_reason
@@ -101,17 +105,22 @@ def check_permission(
     registry_country = number_home or country
     rule = policy.registry_rule(registry_country, ask.channel, ask.purpose)
     telemarketing = rule.purposes if rule else frozenset(TELEMARKETING)
-    suppression = (
-        dnc_repo.find_blocking(
-            session,
-            channel=ask.channel,
-            address=address,
-            salt=salt,
-            include_registries=ask.purpose in telemarketing,
+    if suppression is UNREAD:
+        suppression = (
+            dnc_repo.find_blocking(
+                session,
+                channel=ask.channel,
+                address=address,
+                salt=salt,
+                include_registries=ask.purpose in telemarketing,
+            )
+            if address
+            else None
         )
-        if address
-        else None
-    )
+    elif suppression is not None and suppression.kind == "registry" and ask.purpose not in telemarketing:
+        # Read with the registries, which sort after every other match: a registry match means there is no
+        # other, and registries bind telemarketing only.
+        suppression = None
     imported = dnc_repo.latest_registry_dates(session, registry_country) if rule is not None else {}
     registry = registry_status(rule, registry_country, imported, now.date())
     zone = policy.resolve_zone(contact.timezone, country, _region(contact))

@@ -127,7 +127,7 @@ def claim(
     if task_id is not None:
         visible_task(session, desk, task_id)
         try:
-            outcome = task_repo.claim_task(session, task_id, agent_id=desk.agent_id, now=now, vet=vet)
+            outcome = task_repo.claim_task(session, task_id, agent_id=desk.agent_id, now=now, vet=vet, salt=salt)
         except task_repo.TaskConflict as exc:
             raise ProblemError(409, str(exc)) from exc
         if outcome.task is None:
@@ -140,7 +140,7 @@ def claim(
         if queue is not None and not desk.works(queue):
             raise ProblemError(403, f"you do not work queue '{queue}' ({_queues(desk)})")
         queues = [queue] if queue else (list(desk.queues) if desk.queues is not None else _all_queues(session))
-        outcome = task_repo.claim_next(session, agent_id=desk.agent_id, queues=queues, now=now, vet=vet)
+        outcome = task_repo.claim_next(session, agent_id=desk.agent_id, queues=queues, now=now, vet=vet, salt=salt)
     nudges = [(t.workflow_id, "cancelled") for t in outcome.cancelled if t.workflow_id]
     if outcome.task is not None and outcome.task.workflow_id:
         nudges.append((outcome.task.workflow_id, "claimed"))

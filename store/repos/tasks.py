@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import bindparam, func, insert, literal, or_, select, true, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -31,7 +31,8 @@ from store.models import PURPOSES, ConsentRecord, Contact
 from store.repos import milestones
 from store.repos._common import check_choice, insert_or_get
 from store.repos.consent import append_consent
-from store.repos.suppressions import add_suppression
+from store.repos.dnc import BLOCKING_FIELDS, Blocking, hmac_key_blocks, phone_blocking
+from store.repos.suppressions import add_suppression, normalise_address
 from store.task_models import (
     AGENT_ROLES,
     DISPOSITIONS,
@@ -67,14 +68,18 @@ class Callee:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A task offered to a claim or a dial, with everything the call check needs about it but the
-    suppressions (those are matched on the address, salted): its contact (None: gone), its queue's
-    calling hours, and the status of the latest voice consent for the task's purpose (None: never given)."""
+    """A task offered to a claim or a dial, with everything the call check needs about it: its contact
+    (None: gone), its queue's calling hours, the status of the latest voice consent for the task's purpose
+    (None: never given) and, where it could be matched in the same statement, the phone's suppression."""
 
     task: CallTask
     callee: Callee | None
     calling_hours: dict[str, Any] | None
     voice_consent: str | None
+    # The most binding suppression of the callee's phone, registries included (store.repos.dnc.phone_blocking),
+    # when the statement could match it (PostgreSQL, a salt given, the number in normalised form).
+    suppression: Blocking | None = None
+    suppression_read: bool = False
 
 
 Vet = Callable[[Session, Candidate, datetime], Verdict]
@@ -97,32 +102,61 @@ _VOICE_CONSENT = (
 )
 
 
-def _with_facts(query):
-    """``query`` (of CallTask) also reading the contact, the queue's calling hours and the voice consent."""
-    return (
+_PHONE_SUPPRESSION = phone_blocking(Contact.phone)
+_SUPPRESSION_COLUMNS = tuple(_PHONE_SUPPRESSION.c[name].label(f"suppression_{name}") for name in BLOCKING_FIELDS)
+
+
+def _with_facts(query, *, suppression: bool):
+    """``query`` (of CallTask) also reading the contact, the queue's calling hours and the voice consent, and
+    with ``suppression`` the phone's suppression match (PostgreSQL only: it hashes in SQL)."""
+    query = (
         query.add_columns(*_CALLEE_COLUMNS, CallQueue.calling_hours, _VOICE_CONSENT)
         .outerjoin(Contact, Contact.id == CallTask.contact_id)
         .outerjoin(CallQueue, CallQueue.name == CallTask.queue)
     )
+    if suppression:
+        query = query.add_columns(*_SUPPRESSION_COLUMNS).outerjoin(_PHONE_SUPPRESSION, true())
+    return query
 
 
-def _candidate(row) -> Candidate:
+def _candidate(row, *, suppression: bool) -> Candidate:
     values = row._mapping
-    callee = None
-    if values["callee_id"] is not None:
-        callee = Callee(*(values[f"callee_{name}"] for name in _CALLEE_FIELDS))
-    return Candidate(row[0], callee, values["calling_hours"], values["voice_consent"])
+    if values["callee_id"] is None:
+        return Candidate(row[0], None, values["calling_hours"], values["voice_consent"])
+    callee = Callee(*(values[f"callee_{name}"] for name in _CALLEE_FIELDS))
+    # The statement compared the phone as stored; a number not in the normalised form is matched again by
+    # the check itself (store.repos.dnc.find_blocking), which normalises first.
+    read = suppression and callee.phone is not None and normalise_address(callee.phone) == callee.phone
+    blocking = None
+    if read and values["suppression_kind"] is not None:
+        blocking = Blocking(*(values[f"suppression_{name}"] for name in BLOCKING_FIELDS))
+    return Candidate(row[0], callee, values["calling_hours"], values["voice_consent"], blocking, read)
 
 
-def candidate_for(session: Session, task: CallTask) -> Candidate:
-    """The call-check facts of one task already in hand (claiming by id, dialling): one statement."""
-    return _candidate(session.execute(_TASK_WITH_FACTS, {"task_id": task.id}).one())
+def _statement_for(session: Session, statements: tuple, salt: str | None) -> tuple[Any, dict[str, Any], bool]:
+    """The plain or the suppression-matching variant of a candidate statement, its extra parameters, and
+    whether it matches suppressions."""
+    if salt and session.connection().dialect.name == "postgresql":
+        return statements[1], hmac_key_blocks(salt), True
+    return statements[0], {}, False
 
 
-_TASK_WITH_FACTS = _with_facts(select(CallTask)).where(CallTask.id == bindparam("task_id"))
+def candidate_for(session: Session, task: CallTask, *, salt: str | None = None) -> Candidate:
+    """The call-check facts of one task already in hand (claiming by id, dialling): one statement.
+    ``salt``: the erasure-hash salt, so PostgreSQL matches the phone's suppressions in the same statement."""
+    statement, params, matched = _statement_for(session, _TASK_WITH_FACTS, salt)
+    return _candidate(session.execute(statement, {"task_id": task.id, **params}).one(), suppression=matched)
+
+
+_TASK_WITH_FACTS = tuple(
+    _with_facts(select(CallTask), suppression=matching).where(CallTask.id == bindparam("task_id"))
+    for matching in (False, True)
+)
 # The claim's statements are built once: composing them costs a claim more CPU than running them.
-_NEXT_CANDIDATE = (
-    _with_facts(select(CallTask))
+# The next task is picked and locked on its own, as in a bare SKIP LOCKED loop, and only then joined to its
+# facts: locking after the joins would compute them for every task other claimers hold.
+_NEXT_OPEN = (
+    select(CallTask.id)
     .where(
         CallTask.queue.in_(bindparam("queues", expanding=True)),
         CallTask.status == "open",
@@ -130,8 +164,14 @@ _NEXT_CANDIDATE = (
     )
     .order_by(CallTask.priority.desc(), CallTask.due_at, CallTask.created_at, CallTask.id)
     .limit(1)
-    .with_for_update(skip_locked=True, of=CallTask)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_NEXT_CANDIDATE = tuple(
+    _with_facts(select(CallTask), suppression=matching)
+    .where(CallTask.id == _NEXT_OPEN)
     .execution_options(populate_existing=True)
+    for matching in (False, True)
 )
 _TASKS = CallTask.__table__
 _CLAIM = (
@@ -325,28 +365,34 @@ def claim_next(
     queues: Sequence[str],
     now: datetime,
     vet: Vet | None = None,
+    salt: str | None = None,
     candidates: int = CLAIM_CANDIDATES,
 ) -> ClaimOutcome:
     """Claim the most urgent open task of ``queues`` for ``agent_id``: highest priority, then earliest SLA
     deadline. ``vet`` (calling hours, voice consent, DNC) may defer a task or cancel it; the claim then
-    moves on to the next candidate."""
+    moves on to the next candidate. ``salt``: the erasure-hash salt, for matching suppressions in the
+    candidate's statement (PostgreSQL)."""
     outcome = ClaimOutcome()
     if not queues:
         return outcome
+    statement, params, matched = _statement_for(session, _NEXT_CANDIDATE, salt)
+    params = {**params, "queues": list(queues), "now": now}
     for _ in range(candidates):
-        # One round trip brings the task and everything the check needs but the suppressions (only the task
-        # row is locked): this is the busiest path agents have, and each statement costs them latency.
-        found = session.execute(_NEXT_CANDIDATE, {"queues": list(queues), "now": now}).first()
+        # One round trip brings the task and everything the check needs (only the task row is locked): this
+        # is the busiest path agents have, and each statement costs them latency.
+        found = session.execute(statement, params).first()
         if found is None:
             return outcome
-        candidate = _candidate(found)
+        candidate = _candidate(found, suppression=matched)
         if _try_claim(session, candidate, agent_id, now, vet, outcome):
             outcome.task = candidate.task
             return outcome
     return outcome
 
 
-def claim_task(session: Session, task_id: str, *, agent_id: str, now: datetime, vet: Vet | None = None) -> ClaimOutcome:
+def claim_task(
+    session: Session, task_id: str, *, agent_id: str, now: datetime, vet: Vet | None = None, salt: str | None = None
+) -> ClaimOutcome:
     """Claim one named task; TaskConflict when it is not open (someone else has it, or it is closed)."""
     outcome = ClaimOutcome()
     task = lock_task(session, task_id)
@@ -359,7 +405,7 @@ def claim_task(session: Session, task_id: str, *, agent_id: str, now: datetime, 
         raise TaskConflict(_not_open(task))
     if task.not_before is not None and task.not_before > now:
         raise TaskConflict(f"task {task_id} may not be called before {task.not_before.isoformat()} (calling hours)")
-    if _try_claim(session, candidate_for(session, task), agent_id, now, vet, outcome):
+    if _try_claim(session, candidate_for(session, task, salt=salt), agent_id, now, vet, outcome):
         outcome.task = task
     return outcome
 
