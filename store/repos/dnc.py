@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import date
 
-from sqlalchemy import LargeBinary, Row, bindparam, case, delete, func, insert, or_, select
+from sqlalchemy import LargeBinary, Row, bindparam, case, delete, func, insert, literal_column, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -195,11 +195,14 @@ def phone_blocking(phone: ColumnElement[str]):
 
     ``phone`` must hold the normalised form (``normalise_address``); the caller checks that and falls back
     to ``find_blocking`` when it does not. Needs ``hmac_key_blocks(salt)`` as parameters."""
-    data = func.convert_to(phone, "UTF8")
+    # Constants as literals, not parameters: psycopg caches its parsing of statements under 4,096 characters
+    # only, and the claim's statement, with this inside, must stay under.
+    data = func.convert_to(phone, literal_column("'UTF8'"))
+    hex_ = literal_column("'hex'")
     inner = func.sha256(bindparam("hmac_inner", type_=LargeBinary).op("||")(data))
-    salted = func.encode(func.sha256(bindparam("hmac_outer", type_=LargeBinary).op("||")(inner)), "hex")
-    plain = func.encode(func.sha256(data), "hex")
-    is_registry = case((Suppression.kind == "registry", 1), else_=0)
+    salted = func.encode(func.sha256(bindparam("hmac_outer", type_=LargeBinary).op("||")(inner)), hex_)
+    plain = func.encode(func.sha256(data), hex_)
+    is_registry = case((Suppression.kind == literal_column("'registry'"), 1), else_=0)
     return (
         select(*(getattr(Suppression, name) for name in BLOCKING_FIELDS))
         .where(

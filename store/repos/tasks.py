@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, func, insert, literal, or_, select, true, update
+from sqlalchemy import bindparam, delete, func, insert, literal, or_, select, true, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -86,33 +86,38 @@ Vet = Callable[[Session, Candidate, datetime], Verdict]
 
 _CALLEE_FIELDS = tuple(f.name for f in fields(Callee))
 _CALLEE_COLUMNS = tuple(getattr(Contact, name).label(f"callee_{name}") for name in _CALLEE_FIELDS)
-# The latest voice consent for the task's purpose, as in store.repos.consent.current_consent.
-_VOICE_CONSENT = (
-    select(ConsentRecord.status)
-    .where(
-        ConsentRecord.contact_id == CallTask.contact_id,
-        ConsentRecord.channel == "voice",
-        ConsentRecord.purpose == CallTask.purpose,
+
+
+def _voice_consent(task):
+    """The latest voice consent for ``task``'s purpose (CallTask or an alias of it), as in store.repos.consent
+    .current_consent."""
+    return (
+        select(ConsentRecord.status)
+        .where(
+            ConsentRecord.contact_id == task.contact_id,
+            ConsentRecord.channel == "voice",
+            ConsentRecord.purpose == task.purpose,
+        )
+        .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
+        .limit(1)
+        .correlate(task)
+        .scalar_subquery()
+        .label("voice_consent")
     )
-    .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
-    .limit(1)
-    .correlate(CallTask)
-    .scalar_subquery()
-    .label("voice_consent")
-)
 
 
 _PHONE_SUPPRESSION = phone_blocking(Contact.phone)
 _SUPPRESSION_COLUMNS = tuple(_PHONE_SUPPRESSION.c[name].label(f"suppression_{name}") for name in BLOCKING_FIELDS)
 
 
-def _with_facts(query, *, suppression: bool):
-    """``query`` (of CallTask) also reading the contact, the queue's calling hours and the voice consent, and
-    with ``suppression`` the phone's suppression match (PostgreSQL only: it hashes in SQL)."""
+def _with_facts(query, *, suppression: bool, task=CallTask):
+    """``query`` (of ``task``: CallTask or an alias of it) also reading the contact, the queue's calling hours
+    and the voice consent, and with ``suppression`` the phone's suppression match (PostgreSQL only: it hashes
+    in SQL)."""
     query = (
-        query.add_columns(*_CALLEE_COLUMNS, CallQueue.calling_hours, _VOICE_CONSENT)
-        .outerjoin(Contact, Contact.id == CallTask.contact_id)
-        .outerjoin(CallQueue, CallQueue.name == CallTask.queue)
+        query.add_columns(*_CALLEE_COLUMNS, CallQueue.calling_hours, _voice_consent(task))
+        .outerjoin(Contact, Contact.id == task.contact_id)
+        .outerjoin(CallQueue, CallQueue.name == task.queue)
     )
     if suppression:
         query = query.add_columns(*_SUPPRESSION_COLUMNS).outerjoin(_PHONE_SUPPRESSION, true())
@@ -174,17 +179,14 @@ _NEXT_CANDIDATE = tuple(
     for matching in (False, True)
 )
 _TASKS = CallTask.__table__
-_CLAIM = (
-    update(_TASKS)
-    .where(_TASKS.c.id == bindparam("task_id"), _TASKS.c.status == "open")
-    .values(
-        status="claimed",
-        claimed_by=bindparam("agent_id"),
-        claimed_at=bindparam("now", type_=UTCDateTime()),
-        first_claimed_at=func.coalesce(_TASKS.c.first_claimed_at, bindparam("now", type_=UTCDateTime())),
-        updated_at=bindparam("now", type_=UTCDateTime()),
-    )
+_CLAIMING = update(_TASKS).values(
+    status="claimed",
+    claimed_by=bindparam("agent_id"),
+    claimed_at=bindparam("now", type_=UTCDateTime()),
+    first_claimed_at=func.coalesce(_TASKS.c.first_claimed_at, bindparam("now", type_=UTCDateTime())),
+    updated_at=bindparam("now", type_=UTCDateTime()),
 )
+_CLAIM = _CLAIMING.where(_TASKS.c.id == bindparam("task_id"), _TASKS.c.status == "open")
 _LOG = insert(CallTaskLog.__table__)
 # PostgreSQL takes the claim and its log row in one statement (one round trip fewer per claim); SQLite cannot
 # run an UPDATE inside a WITH, so there the two go one after the other in the same transaction.
@@ -197,6 +199,47 @@ _CLAIM_AND_LOG = (
     )
     .returning(CallTaskLog.task_id)
 )  # the driver reports no row count for an INSERT fed by a WITH
+
+
+# PostgreSQL claims the next task in one statement, as a bare SKIP LOCKED loop does, and reads back with it
+# everything the call check needs: pick and lock the task, mark it claimed, write the log row, join the facts.
+# The statement's main query sees the task as it was before the update (the snapshot a WITH's update does not
+# change): the claim's own values are known and set on the loaded object, and a refusal by the check, run
+# next inside the transaction, restores the rest (``_unclaim``) before anyone else can see the claim. Refusals
+# are rare: a task outside calling hours waits with ``not_before`` and is not picked. One statement per claim
+# instead of two: this is the path 50 agents contend on.
+_RESTORED = ("claimed_by", "claimed_at", "first_claimed_at", "updated_at")  # what a claim changes but status
+_PICKED = (
+    select(_TASKS.c.id)
+    .where(
+        _TASKS.c.queue.in_(bindparam("queues", expanding=True)),
+        _TASKS.c.status == "open",
+        or_(_TASKS.c.not_before.is_(None), _TASKS.c.not_before <= bindparam("now", type_=UTCDateTime())),
+    )
+    .order_by(_TASKS.c.priority.desc(), _TASKS.c.due_at, _TASKS.c.created_at, _TASKS.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .cte("picked")
+)
+_CLAIMED_NEXT = _CLAIMING.where(_TASKS.c.id == _PICKED.c.id).returning(_TASKS.c.id).cte("claimed")
+_LOGGED_NEXT = (
+    insert(CallTaskLog.__table__)
+    .from_select(
+        ["task_id", "action", "at", "agent_id"],
+        select(_CLAIMED_NEXT.c.id, literal("claimed"), bindparam("now", type_=UTCDateTime()), bindparam("agent_id")),
+    )
+    .returning(CallTaskLog.id)
+    .cte("logged")
+)
+_CLAIM_NEXT_PG = tuple(
+    _with_facts(
+        select(CallTask, _LOGGED_NEXT.c.id.label("log_id"))
+        .join(_CLAIMED_NEXT, _CLAIMED_NEXT.c.id == CallTask.id)
+        .join(_LOGGED_NEXT, true()),
+        suppression=matching,
+    ).execution_options(populate_existing=True)
+    for matching in (False, True)
+)
 
 
 T = TypeVar("T")
@@ -375,6 +418,8 @@ def claim_next(
     outcome = ClaimOutcome()
     if not queues:
         return outcome
+    if session.connection().dialect.name == "postgresql":
+        return _claim_next_in_one_statement(session, outcome, agent_id, queues, now, vet, salt, candidates)
     statement, params, matched = _statement_for(session, _NEXT_CANDIDATE, salt)
     params = {**params, "queues": list(queues), "now": now}
     for _ in range(candidates):
@@ -410,20 +455,77 @@ def claim_task(
     return outcome
 
 
+def _claim_next_in_one_statement(
+    session: Session,
+    outcome: ClaimOutcome,
+    agent_id: str,
+    queues: Sequence[str],
+    now: datetime,
+    vet: Vet | None,
+    salt: str | None,
+    candidates: int,
+) -> ClaimOutcome:
+    """``claim_next`` on PostgreSQL: each candidate is claimed with its facts in one statement, then vetted."""
+    statement, params = (_CLAIM_NEXT_PG[1], hmac_key_blocks(salt)) if salt else (_CLAIM_NEXT_PG[0], {})
+    params = {**params, "queues": list(queues), "now": now, "agent_id": agent_id}
+    for _ in range(candidates):
+        found = session.execute(statement, params).first()
+        if found is None:
+            return outcome
+        candidate = _candidate(found, suppression=bool(salt))
+        task = candidate.task
+        was = {name: getattr(task, name) for name in _RESTORED}
+        _mark_claimed(task, agent_id, now)
+        verdict = vet(session, candidate, now) if vet is not None else None
+        if verdict is None or verdict.outcome == "allow":
+            outcome.task = task
+            return outcome
+        _unclaim(session, task, was, found.log_id)
+        _refuse(session, task, verdict, agent_id, now, outcome)
+    return outcome
+
+
+def _mark_claimed(task: CallTask, agent_id: str, now: datetime) -> None:
+    """Set what a claim wrote as the task's loaded state (the row is ours: no need to read it back)."""
+    for name, value in (
+        ("status", "claimed"),
+        ("claimed_by", agent_id),
+        ("claimed_at", now),
+        ("first_claimed_at", task.first_claimed_at or now),
+        ("updated_at", now),
+    ):
+        set_committed_value(task, name, value)
+
+
+def _unclaim(session: Session, task: CallTask, was: dict[str, Any], log_id: int) -> None:
+    """Undo a claim made in this transaction (the check refused the task): the row as it was, no log row."""
+    session.execute(update(_TASKS).where(_TASKS.c.id == task.id).values(status="open", **was))
+    session.execute(delete(CallTaskLog).where(CallTaskLog.id == log_id))
+    for name, value in (("status", "open"), *was.items()):
+        set_committed_value(task, name, value)
+
+
+def _refuse(
+    session: Session, task: CallTask, verdict: Verdict, agent_id: str, now: datetime, outcome: ClaimOutcome
+) -> None:
+    """A task the check refused: deferred until it may be called, or cancelled when nobody may call it."""
+    if verdict.outcome == "defer":
+        until = verdict.until or now
+        task.not_before = until
+        log_task(session, task.id, "deferred", now, agent_id=agent_id, detail=f"{verdict.reason}: {verdict.detail}")
+        outcome.deferred.append((task.id, until))
+    else:
+        close_task(session, task, "cancelled", now, reason=f"{verdict.reason}: {verdict.detail}")
+        outcome.cancelled.append(task)
+
+
 def _try_claim(
     session: Session, candidate: Candidate, agent_id: str, now: datetime, vet: Vet | None, outcome: ClaimOutcome
 ) -> bool:
     task = candidate.task
     verdict = vet(session, candidate, now) if vet is not None else None
-    if verdict is not None and verdict.outcome == "defer":
-        until = verdict.until or now
-        task.not_before = until
-        log_task(session, task.id, "deferred", now, agent_id=agent_id, detail=f"{verdict.reason}: {verdict.detail}")
-        outcome.deferred.append((task.id, until))
-        return False
     if verdict is not None and verdict.outcome != "allow":
-        close_task(session, task, "cancelled", now, reason=f"{verdict.reason}: {verdict.detail}")
-        outcome.cancelled.append(task)
+        _refuse(session, task, verdict, agent_id, now, outcome)
         return False
     # Table-level statements on the session's connection: the ORM's bulk-update and flush machinery cost a
     # claim more CPU than the statements themselves, and 50 agents in one process queue for that CPU.
@@ -436,16 +538,8 @@ def _try_claim(
         claimed = connection.execute(_CLAIM, params).rowcount
     if claimed != 1:
         return False  # another claimer won (only possible without row locks); try the next task
-    # The row was read under our lock (or SQLite's single writer), so the values just written are known:
-    # set them as loaded state rather than reading the row back.
-    for name, value in (
-        ("status", "claimed"),
-        ("claimed_by", agent_id),
-        ("claimed_at", now),
-        ("first_claimed_at", task.first_claimed_at or now),
-        ("updated_at", now),
-    ):
-        set_committed_value(task, name, value)
+    # The row was read under our lock (or SQLite's single writer), so the values just written are known.
+    _mark_claimed(task, agent_id, now)
     if not logged:
         connection.execute(_LOG, {"task_id": task.id, "action": "claimed", "at": now, "agent_id": agent_id})
     return True

@@ -32,7 +32,7 @@ from store.repos.tasks import (
     upsert_agent,
     upsert_queue,
 )
-from store.task_models import CallTask, RevenueRecord
+from store.task_models import CallTask, CallTaskLog, RevenueRecord
 from tests.store.conftest import PG_URL, MigratedDatabase
 
 AGENTS = 50
@@ -171,6 +171,16 @@ def test_a_contact_outside_calling_hours_is_skipped_and_one_nobody_may_call_is_c
         )
         cancelled = session.get(CallTask, dnc.id)
         assert cancelled.status == "cancelled" and "suppressed" in cancelled.close_reason
+        # A refused task was never claimed, whatever order the claim does its work in (PostgreSQL claims first
+        # and checks after, in one transaction): nobody holds it, and its log says only what happened.
+        for refused in (session.get(CallTask, night.id), cancelled):
+            assert (refused.claimed_by, refused.claimed_at, refused.first_claimed_at) == (None, None, None)
+        actions = session.execute(
+            select(CallTaskLog.task_id, CallTaskLog.action).where(CallTaskLog.task_id.in_([night.id, dnc.id, fine.id]))
+        ).all()
+        expected = [(night.id, "created"), (night.id, "deferred"), (dnc.id, "created"), (dnc.id, "cancelled")]
+        expected += [(fine.id, "created"), (fine.id, "claimed")]
+        assert sorted(actions) == sorted(expected)
     with db.session_factory.begin() as session:  # before the opening nothing is left; after it, the night task
         assert claim_next(session, agent_id=agent, queues=[queue], now=NOW).task is None
         assert claim_next(session, agent_id=agent, queues=[queue], now=opening).task.id == night.id
