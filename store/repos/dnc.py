@@ -207,7 +207,7 @@ def phone_blocking(phone: ColumnElement[str]):
         select(*(getattr(Suppression, name) for name in BLOCKING_FIELDS))
         .where(
             or_(Suppression.value == phone, Suppression.value_hash.in_([salted, plain])),
-            Suppression.channel_scope.in_(_SCOPES["voice"]),
+            Suppression.channel_scope.in_([literal_column(f"'{scope}'") for scope in _SCOPES["voice"]]),
         )
         .order_by(is_registry, Suppression.id)
         .limit(1)

@@ -15,21 +15,23 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, func, insert, literal, or_, select, true, update
+from sqlalchemy import String, any_, bindparam, delete, func, insert, literal, or_, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core.permission import Verdict
 from store.models import PURPOSES, ConsentRecord, Contact
 from store.repos import milestones
 from store.repos._common import check_choice, insert_or_get
+from store.repos._driver import DriverStatement
 from store.repos.consent import append_consent
 from store.repos.dnc import BLOCKING_FIELDS, Blocking, hmac_key_blocks, phone_blocking
 from store.repos.suppressions import add_suppression, normalise_address
@@ -125,9 +127,12 @@ def _with_facts(query, *, suppression: bool, task=CallTask):
 
 
 def _candidate(row, *, suppression: bool) -> Candidate:
-    values = row._mapping
+    return _candidate_of(row[0], row._mapping, suppression=suppression)
+
+
+def _candidate_of(task: CallTask, values: Mapping[str, Any], *, suppression: bool) -> Candidate:
     if values["callee_id"] is None:
-        return Candidate(row[0], None, values["calling_hours"], values["voice_consent"])
+        return Candidate(task, None, values["calling_hours"], values["voice_consent"])
     callee = Callee(*(values[f"callee_{name}"] for name in _CALLEE_FIELDS))
     # The statement compared the phone as stored; a number not in the normalised form is matched again by
     # the check itself (store.repos.dnc.find_blocking), which normalises first.
@@ -135,7 +140,7 @@ def _candidate(row, *, suppression: bool) -> Candidate:
     blocking = None
     if read and values["suppression_kind"] is not None:
         blocking = Blocking(*(values[f"suppression_{name}"] for name in BLOCKING_FIELDS))
-    return Candidate(row[0], callee, values["calling_hours"], values["voice_consent"], blocking, read)
+    return Candidate(task, callee, values["calling_hours"], values["voice_consent"], blocking, read)
 
 
 def _statement_for(session: Session, statements: tuple, salt: str | None) -> tuple[Any, dict[str, Any], bool]:
@@ -212,7 +217,7 @@ _RESTORED = ("claimed_by", "claimed_at", "first_claimed_at", "updated_at")  # wh
 _PICKED = (
     select(_TASKS.c.id)
     .where(
-        _TASKS.c.queue.in_(bindparam("queues", expanding=True)),
+        _TASKS.c.queue == any_(bindparam("queues", type_=ARRAY(String))),
         _TASKS.c.status == "open",
         or_(_TASKS.c.not_before.is_(None), _TASKS.c.not_before <= bindparam("now", type_=UTCDateTime())),
     )
@@ -232,14 +237,34 @@ _LOGGED_NEXT = (
     .cte("logged")
 )
 _CLAIM_NEXT_PG = tuple(
-    _with_facts(
-        select(CallTask, _LOGGED_NEXT.c.id.label("log_id"))
-        .join(_CLAIMED_NEXT, _CLAIMED_NEXT.c.id == CallTask.id)
-        .join(_LOGGED_NEXT, true()),
-        suppression=matching,
-    ).execution_options(populate_existing=True)
+    DriverStatement(
+        _with_facts(
+            select(*_TASKS.c, _LOGGED_NEXT.c.id.label("log_id"))
+            .join(_CLAIMED_NEXT, _CLAIMED_NEXT.c.id == _TASKS.c.id)
+            .join(_LOGGED_NEXT, true()),
+            suppression=matching,
+        )
+    )
     for matching in (False, True)
 )
+_TASK_ATTRIBUTES = tuple(prop.key for prop in CallTask.__mapper__.column_attrs)
+assert set(_TASK_ATTRIBUTES) == set(_TASKS.c.keys()), "CallTask's attributes must be named as its columns"
+
+
+def _as_loaded(session: Session, values: dict[str, Any]) -> CallTask:
+    """The task read by a driver statement as the session's CallTask, as if the ORM had loaded it (an
+    instance the session already holds is refreshed, as with ``populate_existing``)."""
+    key = CallTask.__mapper__.identity_key_from_primary_key((values["id"],))
+    task = session.identity_map.get(key)
+    fresh = task is None
+    if fresh:
+        task = CallTask.__mapper__.class_manager.new_instance()
+    for name in _TASK_ATTRIBUTES:
+        set_committed_value(task, name, values[name])
+    if fresh:
+        make_transient_to_detached(task)  # a persistent, unmodified instance once added
+        session.add(task)
+    return task
 
 
 T = TypeVar("T")
@@ -469,31 +494,36 @@ def _claim_next_in_one_statement(
     statement, params = (_CLAIM_NEXT_PG[1], hmac_key_blocks(salt)) if salt else (_CLAIM_NEXT_PG[0], {})
     params = {**params, "queues": list(queues), "now": now, "agent_id": agent_id}
     for _ in range(candidates):
-        found = session.execute(statement, params).first()
-        if found is None:
+        found = statement.rows(session, params)
+        if not found:
             return outcome
-        candidate = _candidate(found, suppression=bool(salt))
-        task = candidate.task
-        was = {name: getattr(task, name) for name in _RESTORED}
-        _mark_claimed(task, agent_id, now)
+        values = found[0]
+        was = {name: values[name] for name in _RESTORED}
+        task = _as_loaded(session, {**values, **_claimed(values["first_claimed_at"], agent_id, now)})
+        candidate = _candidate_of(task, values, suppression=bool(salt))
         verdict = vet(session, candidate, now) if vet is not None else None
         if verdict is None or verdict.outcome == "allow":
             outcome.task = task
             return outcome
-        _unclaim(session, task, was, found.log_id)
+        _unclaim(session, task, was, values["log_id"])
         _refuse(session, task, verdict, agent_id, now, outcome)
     return outcome
 
 
+def _claimed(first_claimed_at: datetime | None, agent_id: str, now: datetime) -> dict[str, Any]:
+    """What a claim writes (``_CLAIMING``)."""
+    return {
+        "status": "claimed",
+        "claimed_by": agent_id,
+        "claimed_at": now,
+        "first_claimed_at": first_claimed_at or now,
+        "updated_at": now,
+    }
+
+
 def _mark_claimed(task: CallTask, agent_id: str, now: datetime) -> None:
     """Set what a claim wrote as the task's loaded state (the row is ours: no need to read it back)."""
-    for name, value in (
-        ("status", "claimed"),
-        ("claimed_by", agent_id),
-        ("claimed_at", now),
-        ("first_claimed_at", task.first_claimed_at or now),
-        ("updated_at", now),
-    ):
+    for name, value in _claimed(task.first_claimed_at, agent_id, now).items():
         set_committed_value(task, name, value)
 
 
