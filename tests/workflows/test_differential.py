@@ -11,7 +11,8 @@ be equal: waits, conditions, variants, windows, caps, fallbacks, exits, escalati
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -98,6 +99,15 @@ async def _aligned_now(env: WorkflowEnvironment) -> datetime:
     target = now.replace(microsecond=0) + timedelta(seconds=1, milliseconds=20)
     await env.sleep(target - now)
     return await env.get_current_time()
+
+
+async def _advance_to_local(env: WorkflowEnvironment, zone: ZoneInfo, at: time) -> None:
+    """Move the test server's clock to the next ``at`` in ``zone``."""
+    now = (await env.get_current_time()).astimezone(zone)
+    target = datetime.combine(now.date(), at, tzinfo=zone)
+    if target <= now:
+        target = datetime.combine(now.date() + timedelta(days=1), at, tzinfo=zone)
+    await env.sleep(target - now)
 
 
 async def tell_both(
@@ -271,7 +281,9 @@ ANYTIME = """
 @pytest.mark.parametrize(("timezone", "country"), [("Asia/Jakarta", "ID"), ("America/New_York", "US")])
 async def test_legal_hours_defer_sends_the_same_way(lawful_harness, fresh_time_skipping_env, timezone, country):
     # no cadence window: only the shipped legal hours (ID: Mon-Sat 08:00-18:00 for every channel; US: SMS
-    # 08:00-21:00) hold sends back; 13h apart, two SMS cannot both fall inside them
+    # 08:00-21:00) hold sends back. The run starts at 02:00 local time whenever the suite runs: the SMS, 26h
+    # in, falls at 04:00, outside both (from the wall clock's time of day, the US SMS fell inside half the day)
+    await _advance_to_local(fresh_time_skipping_env, ZoneInfo(timezone), time(2, 0))
     workflow, simulated = await tell_both(
         lawful_harness,
         fresh_time_skipping_env,
