@@ -193,17 +193,20 @@ _CLAIMING = update(_TASKS).values(
 )
 _CLAIM = _CLAIMING.where(_TASKS.c.id == bindparam("task_id"), _TASKS.c.status == "open")
 _LOG = insert(CallTaskLog.__table__)
+
+
 # PostgreSQL takes the claim and its log row in one statement (one round trip fewer per claim); SQLite cannot
 # run an UPDATE inside a WITH, so there the two go one after the other in the same transaction.
-_CLAIMED = _CLAIM.returning(_TASKS.c.id).cte("claimed")
-_CLAIM_AND_LOG = (
-    insert(CallTaskLog.__table__)
-    .from_select(
+def _logging_claim_of(claimed):
+    """The "claimed" log row of the task a WITH (``claimed``, an UPDATE returning the id) claimed."""
+    return insert(CallTaskLog.__table__).from_select(
         ["task_id", "action", "at", "agent_id"],
-        select(_CLAIMED.c.id, literal("claimed"), bindparam("now", type_=UTCDateTime()), bindparam("agent_id")),
+        select(claimed.c.id, literal("claimed"), bindparam("now", type_=UTCDateTime()), bindparam("agent_id")),
     )
-    .returning(CallTaskLog.task_id)
-)  # the driver reports no row count for an INSERT fed by a WITH
+
+
+# the driver reports no row count for an INSERT fed by a WITH: it returns the row instead
+_CLAIM_AND_LOG = _logging_claim_of(_CLAIM.returning(_TASKS.c.id).cte("claimed")).returning(CallTaskLog.task_id)
 
 
 # PostgreSQL claims the next task in one statement, as a bare SKIP LOCKED loop does, and reads back with it
@@ -227,15 +230,7 @@ _PICKED = (
     .cte("picked")
 )
 _CLAIMED_NEXT = _CLAIMING.where(_TASKS.c.id == _PICKED.c.id).returning(_TASKS.c.id).cte("claimed")
-_LOGGED_NEXT = (
-    insert(CallTaskLog.__table__)
-    .from_select(
-        ["task_id", "action", "at", "agent_id"],
-        select(_CLAIMED_NEXT.c.id, literal("claimed"), bindparam("now", type_=UTCDateTime()), bindparam("agent_id")),
-    )
-    .returning(CallTaskLog.id)
-    .cte("logged")
-)
+_LOGGED_NEXT = _logging_claim_of(_CLAIMED_NEXT).returning(CallTaskLog.id).cte("logged")
 _CLAIM_NEXT_PG = tuple(
     DriverStatement(
         _with_facts(

@@ -11,8 +11,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,6 +24,7 @@ from sqlalchemy.pool import NullPool
 
 from store.db import make_engine, make_session_factory, upgrade
 from store.repos import upsert_contact
+from store.task_models import CallTask
 
 PG_URL = os.environ.get("OMNIREACH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DATABASE_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -117,3 +120,25 @@ def contact_id(db: MigratedDatabase) -> str:
         contact, _ = upsert_contact(s, external_id=f"ext-{uuid.uuid4().hex}", name="Test Person")
         s.commit()
         return contact.id
+
+
+def open_call_task(session: Session, *, phone: str, purpose: str, created_at: datetime, **fields: Any) -> CallTask:
+    """A new contact with ``phone`` and an open call task for it in a new queue (``fields``: more of the task's)."""
+    from store.repos.tasks import create_task, upsert_queue
+
+    contact, _ = upsert_contact(session, external_id=f"ext-{uuid.uuid4().hex}", name="Call Task", phone=phone)
+    queue = f"q{uuid.uuid4().hex[:8]}"
+    upsert_queue(session, queue)
+    session.flush()
+    task, _ = create_task(
+        session,
+        id=str(uuid.uuid4()),
+        created_at=created_at,
+        due_at=created_at + timedelta(hours=1),
+        contact_id=contact.id,
+        queue=queue,
+        kind="escalate",
+        purpose=purpose,
+        **fields,
+    )
+    return task

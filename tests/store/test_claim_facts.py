@@ -7,7 +7,7 @@ of any length."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import update
@@ -15,11 +15,10 @@ from sqlalchemy import update
 from activities.permission_check import UNREAD, Reachability, check_permission
 from core.jurisdiction import permissive_policy
 from store.models import Contact
-from store.repos import upsert_contact
 from store.repos.dnc import plain_hash
 from store.repos.suppressions import add_suppression, hash_address
-from store.repos.tasks import candidate_for, create_task, upsert_queue
-from tests.store.conftest import MigratedDatabase
+from store.repos.tasks import candidate_for
+from tests.store.conftest import MigratedDatabase, open_call_task
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SALTS = ["s", "a salt of exactly sixty-four bytes, the block size of SHA-256!!!", "ключ " * 20]
@@ -51,21 +50,7 @@ def _listed(session, phone: str, listing, salt: str) -> None:
 
 
 def _task_for(session, phone: str, purpose: str):
-    contact, _ = upsert_contact(session, external_id=f"ext-{uuid.uuid4().hex}", name="Facts", phone=phone)
-    queue = f"q{uuid.uuid4().hex[:8]}"
-    upsert_queue(session, queue)
-    session.flush()
-    task, _ = create_task(
-        session,
-        id=str(uuid.uuid4()),
-        created_at=NOW,
-        due_at=NOW + timedelta(hours=1),
-        contact_id=contact.id,
-        queue=queue,
-        kind="escalate",
-        purpose=purpose,
-    )
-    return task
+    return open_call_task(session, phone=phone, purpose=purpose, created_at=NOW)
 
 
 def _verdicts(session, task, salt: str):

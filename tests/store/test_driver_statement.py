@@ -3,37 +3,22 @@ JSON, dates), and a task it reads becomes an ordinary persistent CallTask of the
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import bindparam, select
 
-from store.repos import upsert_contact
 from store.repos._driver import DriverStatement
-from store.repos.tasks import claim_next, create_task, get_task, upsert_agent, upsert_queue
+from store.repos.tasks import claim_next, get_task, upsert_agent
 from store.task_models import CallTask
-from tests.store.conftest import MigratedDatabase
+from tests.store.conftest import MigratedDatabase, open_call_task
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
 
-def _task(session, queue: str) -> CallTask:
-    contact, _ = upsert_contact(session, external_id=f"ext-{uuid.uuid4().hex}", name="Driver", phone="+15550100")
-    upsert_queue(session, queue)
-    session.flush()
-    task, _ = create_task(
-        session,
-        id=str(uuid.uuid4()),
-        created_at=NOW,
-        due_at=NOW + timedelta(hours=2),
-        contact_id=contact.id,
-        queue=queue,
-        kind="escalate",
-        purpose="sales",
-        facts={"plan": "gold", "seats": 12, "tags": ["a", "b"]},
-    )
-    return task
+def _task(session) -> CallTask:
+    facts = {"plan": "gold", "seats": 12, "tags": ["a", "b"]}
+    return open_call_task(session, phone="+15550100", purpose="sales", created_at=NOW, facts=facts)
 
 
 def test_rows_are_what_sqlalchemy_returns(db: MigratedDatabase) -> None:
@@ -41,7 +26,7 @@ def test_rows_are_what_sqlalchemy_returns(db: MigratedDatabase) -> None:
         pytest.skip("driver statements are PostgreSQL's (psycopg)")
     statement = select(*CallTask.__table__.c).where(CallTask.__table__.c.id == bindparam("task_id"))
     with db.session_factory.begin() as session:
-        task = _task(session, f"q{uuid.uuid4().hex[:8]}")
+        task = _task(session)
         expected = dict(session.execute(statement, {"task_id": task.id}).one()._mapping)
         [got] = DriverStatement(statement).rows(session, {"task_id": task.id})
     assert got == expected
@@ -57,9 +42,9 @@ def test_a_statement_with_an_in_list_is_refused(db: MigratedDatabase) -> None:
 
 
 def test_a_claimed_task_is_an_ordinary_persistent_object(db: MigratedDatabase) -> None:
-    queue = f"q{uuid.uuid4().hex[:8]}"
     with db.session_factory.begin() as session:
-        task_id = _task(session, queue).id
+        task = _task(session)
+        task_id, queue = task.id, task.queue
         upsert_agent(session, "driver-agent", name="Driver Agent", queues=[queue])
     with db.session_factory.begin() as session:
         stale = get_task(session, task_id)  # already in the session: the claim refreshes this very object
