@@ -20,7 +20,7 @@ from activities.permission_check import UNREAD, Reachability, check_permission
 from core.jurisdiction import JurisdictionPolicy
 from core.model import Window
 from core.permission import Verdict
-from store.repos.tasks import Candidate, candidate_for
+from store.repos.claims import Candidate, candidate_for
 from store.task_models import CallTask
 
 
@@ -60,7 +60,7 @@ def vet_candidate(
     hours: bool = True,
     policy: JurisdictionPolicy | None = None,
 ) -> Verdict:
-    """``vet_call`` for a task read with its facts (store.repos.tasks.claim_next hands these out).
+    """``vet_call`` for a task read with its facts (store.repos.claims.claim_next hands these out).
 
     ``policy``: the operator's jurisdiction rules (OMNIREACH_POLICY_FILE); None means the shipped defaults, so
     every caller with settings must pass the loaded policy or an override would not reach agents' calls."""

@@ -25,8 +25,8 @@ from store.repos import consent as consent_repo
 from store.repos import dnc as dnc_repo
 from store.repos import outbox as outbox_repo
 from store.repos import tasks as task_repo
+from store.repos.claims import Callee
 from store.repos.dnc import Blocking
-from store.repos.tasks import Callee
 
 ADDRESS_FIELD = {"email": "email", "sms": "phone", "voice": "phone", "whatsapp": "whatsapp"}
 PHONE_CHANNELS = frozenset({"sms", "voice", "whatsapp"})

@@ -27,6 +27,7 @@ from api.problems import ProblemError
 from core.jurisdiction import JurisdictionPolicy
 from core.permission import Verdict
 from store.models import Contact
+from store.repos import claims as claims_repo
 from store.repos import tasks as task_repo
 from store.repos.consent import consent_overview
 from store.repos.outbox import messages_for_contact
@@ -121,13 +122,13 @@ def claim(
     if desk.agent_id is None:
         raise ProblemError(403, "claiming needs an agent key: an admin key has no agent to assign the task to")
 
-    def vet(s: Session, candidate: task_repo.Candidate, at: datetime) -> Verdict:
+    def vet(s: Session, candidate: claims_repo.Candidate, at: datetime) -> Verdict:
         return vet_candidate(s, candidate, at, salt=salt, policy=policy)
 
     if task_id is not None:
         visible_task(session, desk, task_id)
         try:
-            outcome = task_repo.claim_task(session, task_id, agent_id=desk.agent_id, now=now, vet=vet, salt=salt)
+            outcome = claims_repo.claim_task(session, task_id, agent_id=desk.agent_id, now=now, vet=vet, salt=salt)
         except task_repo.TaskConflict as exc:
             raise ProblemError(409, str(exc)) from exc
         if outcome.task is None:
@@ -140,7 +141,7 @@ def claim(
         if queue is not None and not desk.works(queue):
             raise ProblemError(403, f"you do not work queue '{queue}' ({_queues(desk)})")
         queues = [queue] if queue else (list(desk.queues) if desk.queues is not None else _all_queues(session))
-        outcome = task_repo.claim_next(session, agent_id=desk.agent_id, queues=queues, now=now, vet=vet, salt=salt)
+        outcome = claims_repo.claim_next(session, agent_id=desk.agent_id, queues=queues, now=now, vet=vet, salt=salt)
     nudges = [(t.workflow_id, "cancelled") for t in outcome.cancelled if t.workflow_id]
     if outcome.task is not None and outcome.task.workflow_id:
         nudges.append((outcome.task.workflow_id, "claimed"))
@@ -291,7 +292,7 @@ async def run_claim(db: Database, fn: Callable[[Session], T]) -> T:
     """A claim's transaction: like ``Database.run``, but serialized per process on SQLite (and retried if
     another process holds the database) so many agents pressing "next task" at once never see an error."""
     try:
-        return await run_in_threadpool(task_repo.run_serialized, db.session_factory, fn)
+        return await run_in_threadpool(claims_repo.run_serialized, db.session_factory, fn)
     except OperationalError as exc:
         log.error("event=db_unavailable error=%s", type(exc.orig).__name__)
         raise ProblemError(503, "the database is busy; nothing was claimed, try again in a moment") from exc

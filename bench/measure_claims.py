@@ -1,4 +1,4 @@
-"""(d) "Next task" latency with 50 agents claiming at once on PostgreSQL: the product's claim (store.repos.tasks
+"""(d) "Next task" latency with 50 agents claiming at once on PostgreSQL: the product's claim (store.repos.claims
 .claim_next with the claim-time permission check, in its own transaction) versus a bare
 ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)`` loop on the same table.
 
@@ -176,7 +176,7 @@ def _bare_claim(engine: Engine, queue: str, agent: str, start: threading.Barrier
 
 def _product_claim(sessions: sessionmaker[Session], queue: str, agent: str, start: threading.Barrier) -> list[float]:
     from activities.call_checks import vet_candidate
-    from store.repos.tasks import claim_next, run_serialized
+    from store.repos.claims import claim_next, run_serialized
 
     vet = partial(vet_candidate, salt=SALT, hours=True)
     latencies = []

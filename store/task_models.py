@@ -83,7 +83,7 @@ class CallTask(Base):
     __table_args__ = (
         CheckConstraint(_in("status", TASK_STATUSES), name="status"),
         CheckConstraint(_in("kind", TASK_KINDS), name="kind"),
-        # In the claim's order (store.repos.tasks.claim_next), so the first unlocked row is the answer.
+        # In the claim's order (store.repos.claims.claim_next), so the first unlocked row is the answer.
         Index("ix_call_tasks_claim_order", "queue", "status", desc("priority"), "due_at", "created_at", "id"),
         Index("ix_call_tasks_contact", "contact_id", "created_at"),
     )

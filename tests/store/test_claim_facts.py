@@ -15,9 +15,9 @@ from sqlalchemy import update
 from activities.permission_check import UNREAD, Reachability, check_permission
 from core.jurisdiction import permissive_policy
 from store.models import Contact
+from store.repos.claims import candidate_for
 from store.repos.dnc import plain_hash
 from store.repos.suppressions import add_suppression, hash_address
-from store.repos.tasks import candidate_for
 from tests.store.conftest import MigratedDatabase, open_call_task
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import bindparam, select
 
 from store.repos._driver import DriverStatement
-from store.repos.tasks import claim_next, get_task, upsert_agent
+from store.repos.claims import claim_next
+from store.repos.tasks import get_task, upsert_agent
 from store.task_models import CallTask
 from tests.store.conftest import MigratedDatabase, open_call_task
 

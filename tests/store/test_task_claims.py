@@ -17,18 +17,16 @@ from sqlalchemy.pool import QueuePool
 from core.permission import Verdict
 from store.db import make_engine, make_session_factory
 from store.repos import upsert_contact
+from store.repos.claims import claim_next, claim_task, run_serialized
 from store.repos.consent import current_consent
 from store.repos.suppressions import find_suppression
 from store.repos.tasks import (
     DispositionData,
     TaskConflict,
-    claim_next,
-    claim_task,
     create_task,
     mark_breached,
     record_disposition,
     release_task,
-    run_serialized,
     upsert_agent,
     upsert_queue,
 )

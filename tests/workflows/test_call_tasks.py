@@ -25,9 +25,10 @@ from core.model import Window
 from core.queues import QueueBook, QueueSpec, RetrySpec, SupervisorSpec
 from core.timewindow import is_allowed
 from store.models import Enrollment
+from store.repos.claims import claim_task
 from store.repos.consent import current_consent
 from store.repos.suppressions import find_suppression
-from store.repos.tasks import claim_task, get_disposition, list_tasks, task_log
+from store.repos.tasks import get_disposition, list_tasks, task_log
 from store.task_models import CallTask, RevenueRecord
 from tests.workflows.harness import TEMPLATES, Harness, scheduled_time
 from worker import build_activities, build_worker
