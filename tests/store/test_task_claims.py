@@ -141,6 +141,24 @@ def test_claims_take_the_most_urgent_task_first(db: MigratedDatabase) -> None:
     assert got == ids
 
 
+def test_an_agent_of_several_queues_gets_the_most_urgent_task_of_all_of_them(db: MigratedDatabase) -> None:
+    first, second, third = (f"q{uuid.uuid4().hex[:8]}" for _ in range(3))
+    with db.session_factory.begin() as session:
+        for queue in (first, second, third):
+            upsert_queue(session, queue, sla_seconds=3600)
+        upsert_agent(session, f"{first}-agent", name="Three Queues", queues=[first, second, third])
+        contact_id = _contact(session)
+        late, _ = _task(session, first, contact_id, due=NOW + timedelta(hours=5))
+        soon, _ = _task(session, second, contact_id, due=NOW + timedelta(hours=1))
+        urgent, _ = _task(session, third, contact_id, due=NOW + timedelta(hours=9), priority=10)
+    got = []
+    for queues in ([first, second, third], [second, first], [first, third], [first, second, third]):
+        with db.session_factory.begin() as session:
+            task = claim_next(session, agent_id=f"{first}-agent", queues=queues, now=NOW).task
+            got.append(task.id if task else None)
+    assert got == [urgent.id, soon.id, late.id, None]
+
+
 def test_a_contact_outside_calling_hours_is_skipped_and_one_nobody_may_call_is_cancelled(db: MigratedDatabase) -> None:
     queue = f"q{uuid.uuid4().hex[:8]}"
     [agent], _ = _floor(db, queue, 0, 1)
