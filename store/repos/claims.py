@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, func, insert, literal, or_, select, true, update
+from sqlalchemy import bindparam, delete, func, insert, literal, literal_column, or_, select, true, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -34,6 +34,9 @@ from store.repos.tasks import TaskConflict, close_task, lock_task, log_task, not
 from store.task_models import CallQueue, CallTask, CallTaskLog
 from store.types import UTCDateTime
 
+# LIMIT 1 written out, not a parameter: the plan PostgreSQL keeps for a prepared statement cannot see a parameter's
+# value, expects a tenth of the table and joins by scanning it (with JIT compilation above its cost threshold).
+_ONE = literal_column("1")
 CLAIM_CANDIDATES = 25  # tasks looked at per claim before giving up (the rest are outside calling hours)
 
 
@@ -86,7 +89,7 @@ def _voice_consent(task):
             ConsentRecord.purpose == task.purpose,
         )
         .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
-        .limit(1)
+        .limit(_ONE)
         .correlate(task)
         .scalar_subquery()
         .label("voice_consent")
@@ -220,7 +223,7 @@ def _claim_next_statement(queue_count: int, matching: bool) -> DriverStatement:
             or_(_TASKS.c.not_before.is_(None), _TASKS.c.not_before <= bindparam("now", type_=UTCDateTime())),
         )
         .order_by(_TASKS.c.priority.desc(), _TASKS.c.due_at, _TASKS.c.created_at, _TASKS.c.id)
-        .limit(1)
+        .limit(_ONE)
         .with_for_update(skip_locked=True)
         .cte("picked")
     )

@@ -210,7 +210,7 @@ def phone_blocking(phone: ColumnElement[str]):
             Suppression.channel_scope.in_([literal_column(f"'{scope}'") for scope in _SCOPES["voice"]]),
         )
         .order_by(is_registry, Suppression.id)
-        .limit(1)
+        .limit(literal_column("1"))  # not a parameter: see store.repos.claims._ONE
         .lateral("suppression")
     )
 

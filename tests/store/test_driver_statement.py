@@ -3,10 +3,11 @@ JSON, dates), and a task it reads becomes an ordinary persistent CallTask of the
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select, text
 
 from store.repos._driver import DriverStatement
 from store.repos.claims import claim_next
@@ -58,3 +59,41 @@ def test_a_claimed_task_is_an_ordinary_persistent_object(db: MigratedDatabase) -
         assert claimed is None
         task = get_task(session, task_id)
         assert (task.status, task.claimed_by, task.claimed_at, task.priority) == ("claimed", "driver-agent", NOW, 7)
+
+
+def test_the_claim_takes_the_first_row_of_the_claim_order_index(db: MigratedDatabase) -> None:
+    """The plan PostgreSQL keeps for the prepared claim (a generic plan) must read the claim-order index, not
+    scan and sort the task table: with ``queue = ANY($1)`` it did, 30 times slower at 2,000 tasks and worse as
+    the table grows."""
+    if db.kind != "postgres":
+        pytest.skip("the claim's one statement is PostgreSQL's")
+    from psycopg import ClientCursor
+
+    from store.repos.claims import _claim_next_statement
+    from store.repos.dnc import hmac_key_blocks
+
+    with db.session_factory() as session:  # rolled back: the tasks and statistics are this test's alone
+        # Enough tasks, in several queues, for the planner's statistics to tell a scan from an index look-up.
+        task = _task(session)
+        rows = [
+            {**{c: getattr(task, c) for c in ("contact_id", "kind", "purpose", "created_at", "due_at")}, "id": str(n)}
+            | {"queue": task.queue, "updated_at": NOW, "status": "open" if n % 3 else "disposed"}
+            for n in range(3000)
+        ]
+        session.execute(insert(CallTask), rows)
+        session.execute(text("ANALYZE call_tasks"))
+        connection = session.connection()
+        statement = _claim_next_statement(1, True)
+        compiled = statement.statement.compile(dialect=connection.dialect)
+        values = compiled.construct_params({"queue_0": "q", "now": NOW, "agent_id": "a", **hmac_key_blocks("salt")})
+        names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", compiled.string)))
+        sql = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", compiled.string)
+        driver = connection.connection.driver_connection
+        driver.execute(f"PREPARE claim_plan AS {sql}")
+        driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        arguments = ClientCursor(driver).mogrify(", ".join(["%s"] * len(names)), [values[n] for n in names])
+        plan = "\n".join(row[0] for row in driver.execute(f"EXPLAIN EXECUTE claim_plan({arguments})"))
+        driver.execute("DEALLOCATE claim_plan")
+    assert "ix_call_tasks_claim_order" in plan, plan
+    assert "Seq Scan on call_tasks" not in plan, plan
+    assert "JIT" not in plan, plan  # compiling the plan to machine code on every claim would cost milliseconds
