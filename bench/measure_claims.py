@@ -67,9 +67,9 @@ def claim_latency(agents: int, tasks: int, rounds: int = 2) -> Figure:
             alone[side] = _agents(agent_ids[:1], partial(claim_loop, f"alone-{side}"))
         bare_alone, ours_alone = alone["bare"], alone["ours"]
         engine.dispose()
-        for name, latencies in (("bare", bare), ("ours", ours)):
-            if len(latencies) != per_round * rounds:
-                raise RuntimeError(f"{name}: {len(latencies)} claims for {per_round * rounds} tasks")
+        for side, measured in latencies.items():
+            if len(measured) != per_round * rounds:
+                raise RuntimeError(f"{side}: {len(measured)} claims for {per_round * rounds} tasks")
     finally:
         drop_postgres(DATABASE)
     p50, p99 = percentile(ours, 0.5) * 1000, percentile(ours, 0.99) * 1000

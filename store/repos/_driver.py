@@ -45,7 +45,7 @@ class DriverStatement:
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
-        if "POSTCOMPILE" in str(compiled):
+        if "POSTCOMPILE" in compiled.string:
             raise ValueError("a statement with expanding parameters cannot be compiled once")
         bind_processors = []
         for name, bind in compiled.binds.items():
@@ -56,7 +56,7 @@ class DriverStatement:
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in self.statement.selected_columns
         )
-        return _Compiled(str(compiled), compiled.construct_params, tuple(bind_processors), result_processors)
+        return _Compiled(compiled.string, compiled.construct_params, tuple(bind_processors), result_processors)
 
     def rows(self, session: Session, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The statement's rows, each a dict by column key, in the session's transaction."""

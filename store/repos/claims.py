@@ -78,36 +78,33 @@ _CALLEE_FIELDS = tuple(f.name for f in fields(Callee))
 _CALLEE_COLUMNS = tuple(getattr(Contact, name).label(f"callee_{name}") for name in _CALLEE_FIELDS)
 
 
-def _voice_consent(task):
-    """The latest voice consent for ``task``'s purpose (CallTask or an alias of it), as in store.repos.consent
-    .current_consent."""
-    return (
-        select(ConsentRecord.status)
-        .where(
-            ConsentRecord.contact_id == task.contact_id,
-            ConsentRecord.channel == "voice",
-            ConsentRecord.purpose == task.purpose,
-        )
-        .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
-        .limit(_ONE)
-        .correlate(task)
-        .scalar_subquery()
-        .label("voice_consent")
+# The latest voice consent for the task's purpose, as in store.repos.consent.current_consent.
+_VOICE_CONSENT = (
+    select(ConsentRecord.status)
+    .where(
+        ConsentRecord.contact_id == CallTask.contact_id,
+        ConsentRecord.channel == "voice",
+        ConsentRecord.purpose == CallTask.purpose,
     )
+    .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
+    .limit(_ONE)
+    .correlate(CallTask)
+    .scalar_subquery()
+    .label("voice_consent")
+)
 
 
 _PHONE_SUPPRESSION = phone_blocking(Contact.phone)
 _SUPPRESSION_COLUMNS = tuple(_PHONE_SUPPRESSION.c[name].label(f"suppression_{name}") for name in BLOCKING_FIELDS)
 
 
-def _with_facts(query, *, suppression: bool, task=CallTask):
-    """``query`` (of ``task``: CallTask or an alias of it) also reading the contact, the queue's calling hours
-    and the voice consent, and with ``suppression`` the phone's suppression match (PostgreSQL only: it hashes
-    in SQL)."""
+def _with_facts(query, *, suppression: bool):
+    """``query`` (of call tasks) also reading the contact, the queue's calling hours and the voice consent,
+    and with ``suppression`` the phone's suppression match (PostgreSQL only: it hashes in SQL)."""
     query = (
-        query.add_columns(*_CALLEE_COLUMNS, CallQueue.calling_hours, _voice_consent(task))
-        .outerjoin(Contact, Contact.id == task.contact_id)
-        .outerjoin(CallQueue, CallQueue.name == task.queue)
+        query.add_columns(*_CALLEE_COLUMNS, CallQueue.calling_hours, _VOICE_CONSENT)
+        .outerjoin(Contact, Contact.id == CallTask.contact_id)
+        .outerjoin(CallQueue, CallQueue.name == CallTask.queue)
     )
     if suppression:
         query = query.add_columns(*_SUPPRESSION_COLUMNS).outerjoin(_PHONE_SUPPRESSION, true())
@@ -131,47 +128,45 @@ def _candidate_of(task: CallTask, values: Mapping[str, Any], *, suppression: boo
     return Candidate(task, callee, values["calling_hours"], values["voice_consent"], blocking, read)
 
 
-def _statement_for(session: Session, statements: tuple, salt: str | None) -> tuple[Any, dict[str, Any], bool]:
-    """The plain or the suppression-matching variant of a candidate statement, its extra parameters, and
-    whether it matches suppressions."""
-    if salt and session.connection().dialect.name == "postgresql":
-        return statements[1], hmac_key_blocks(salt), True
-    return statements[0], {}, False
-
-
 def candidate_for(session: Session, task: CallTask, *, salt: str | None = None) -> Candidate:
     """The call-check facts of one task already in hand (claiming by id, dialling): one statement.
     ``salt``: the erasure-hash salt, so PostgreSQL matches the phone's suppressions in the same statement."""
-    statement, params, matched = _statement_for(session, _TASK_WITH_FACTS, salt)
-    return _candidate(session.execute(statement, {"task_id": task.id, **params}).one(), suppression=matched)
+    matched = bool(salt) and session.connection().dialect.name == "postgresql"
+    params = {"task_id": task.id, **(hmac_key_blocks(salt) if matched else {})}
+    return _candidate(session.execute(_TASK_WITH_FACTS[matched], params).one(), suppression=matched)
 
 
 _TASK_WITH_FACTS = tuple(
     _with_facts(select(CallTask), suppression=matching).where(CallTask.id == bindparam("task_id"))
     for matching in (False, True)
 )
-# The claim's statements are built once: composing them costs a claim more CPU than running them.
-# The next task is picked and locked on its own, as in a bare SKIP LOCKED loop, and only then joined to its
-# facts: locking after the joins would compute them for every task other claimers hold.
-_NEXT_OPEN = (
-    select(CallTask.id)
-    .where(
-        CallTask.queue.in_(bindparam("queues", expanding=True)),
-        CallTask.status == "open",
-        or_(CallTask.not_before.is_(None), CallTask.not_before <= bindparam("now")),
-    )
-    .order_by(CallTask.priority.desc(), CallTask.due_at, CallTask.created_at, CallTask.id)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-    .scalar_subquery()
-)
-_NEXT_CANDIDATE = tuple(
-    _with_facts(select(CallTask), suppression=matching)
-    .where(CallTask.id == _NEXT_OPEN)
-    .execution_options(populate_existing=True)
-    for matching in (False, True)
-)
 _TASKS = CallTask.__table__
+
+
+def _next_open(queue_matches):
+    """The id of the most urgent open task whose queue ``queue_matches``, locked (PostgreSQL: skipping the
+    tasks other claimers hold). Picked and locked on its own, as in a bare SKIP LOCKED loop, and only then
+    joined to its facts: locking after the joins would compute them for every task other claimers hold."""
+    return (
+        select(_TASKS.c.id)
+        .where(
+            queue_matches,
+            _TASKS.c.status == "open",
+            or_(_TASKS.c.not_before.is_(None), _TASKS.c.not_before <= bindparam("now", type_=UTCDateTime())),
+        )
+        .order_by(_TASKS.c.priority.desc(), _TASKS.c.due_at, _TASKS.c.created_at, _TASKS.c.id)
+        .limit(_ONE)
+        .with_for_update(skip_locked=True)
+    )
+
+
+# The claim's statements are built once: composing them costs a claim more CPU than running them. This one
+# serves SQLite (PostgreSQL claims in one statement, below).
+_NEXT_CANDIDATE = (
+    _with_facts(select(CallTask), suppression=False)
+    .where(CallTask.id == _next_open(_TASKS.c.queue.in_(bindparam("queues", expanding=True))).scalar_subquery())
+    .execution_options(populate_existing=True)
+)
 _CLAIMING = update(_TASKS).values(
     status="claimed",
     claimed_by=bindparam("agent_id"),
@@ -214,19 +209,7 @@ def _claim_next_statement(queue_count: int, matching: bool) -> DriverStatement:
     plan PostgreSQL keeps for a prepared statement cannot know the array holds one queue, and scans and sorts
     the whole table on every claim (0.9 ms for 2,000 tasks, growing with the table) instead of taking the
     first row of the claim-order index (0.03 ms)."""
-    queues = [bindparam(f"queue_{n}") for n in range(queue_count)]
-    picked = (
-        select(_TASKS.c.id)
-        .where(
-            _TASKS.c.queue.in_(queues),
-            _TASKS.c.status == "open",
-            or_(_TASKS.c.not_before.is_(None), _TASKS.c.not_before <= bindparam("now", type_=UTCDateTime())),
-        )
-        .order_by(_TASKS.c.priority.desc(), _TASKS.c.due_at, _TASKS.c.created_at, _TASKS.c.id)
-        .limit(_ONE)
-        .with_for_update(skip_locked=True)
-        .cte("picked")
-    )
+    picked = _next_open(_TASKS.c.queue.in_([bindparam(f"queue_{n}") for n in range(queue_count)])).cte("picked")
     claimed = _CLAIMING.where(_TASKS.c.id == picked.c.id).returning(_TASKS.c.id).cte("claimed")
     logged = _logging_claim_of(claimed).returning(CallTaskLog.id).cte("logged")
     return DriverStatement(
@@ -315,15 +298,14 @@ def claim_next(
         return outcome
     if session.connection().dialect.name == "postgresql":
         return _claim_next_in_one_statement(session, outcome, agent_id, queues, now, vet, salt, candidates)
-    statement, params, matched = _statement_for(session, _NEXT_CANDIDATE, salt)
-    params = {**params, "queues": list(queues), "now": now}
+    params = {"queues": list(queues), "now": now}
     for _ in range(candidates):
         # One round trip brings the task and everything the check needs (only the task row is locked): this
         # is the busiest path agents have, and each statement costs them latency.
-        found = session.execute(statement, params).first()
+        found = session.execute(_NEXT_CANDIDATE, params).first()
         if found is None:
             return outcome
-        candidate = _candidate(found, suppression=matched)
+        candidate = _candidate(found, suppression=False)
         if _try_claim(session, candidate, agent_id, now, vet, outcome):
             outcome.task = candidate.task
             return outcome

@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool
 
 from store.db import make_engine, make_session_factory, upgrade
 from store.repos import upsert_contact
+from store.repos.tasks import create_task, upsert_queue
 from store.task_models import CallTask
 
 PG_URL = os.environ.get("OMNIREACH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -124,8 +125,6 @@ def contact_id(db: MigratedDatabase) -> str:
 
 def open_call_task(session: Session, *, phone: str, purpose: str, created_at: datetime, **fields: Any) -> CallTask:
     """A new contact with ``phone`` and an open call task for it in a new queue (``fields``: more of the task's)."""
-    from store.repos.tasks import create_task, upsert_queue
-
     contact, _ = upsert_contact(session, external_id=f"ext-{uuid.uuid4().hex}", name="Call Task", phone=phone)
     queue = f"q{uuid.uuid4().hex[:8]}"
     upsert_queue(session, queue)
