@@ -12,6 +12,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args, get_origin
 
 from fastapi import Depends, Request
@@ -26,6 +27,8 @@ from core.jurisdiction import JurisdictionPolicy, default_policy
 from core.reports import Costs
 from core.settings import Settings
 from store.repos.api_keys import verify_api_key
+from store.repos.claims import run_serialized
+from store.transaction_groups import TransactionGroups
 
 if TYPE_CHECKING:
     from content.cadences import Library
@@ -40,6 +43,9 @@ class Database:
 
     def __init__(self, session_factory: sessionmaker[Session]):
         self.session_factory = session_factory
+        # Agents pressing "next task" together share transactions (store.transaction_groups): a transaction's
+        # fixed cost (session, BEGIN, COMMIT's round trip and flush) is a third of a claim's CPU.
+        self.claim_groups = TransactionGroups(partial(run_serialized, session_factory))
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         return await run_in_threadpool(self._run, fn)

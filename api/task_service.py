@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import OperationalError
@@ -288,11 +289,14 @@ async def nudge(client: Client | None, changes: list[tuple[str, str]]) -> None:
                 log.warning("event=task_nudge_failed workflow=%s what=%s status=%s", workflow_id, what, exc.status)
 
 
-async def run_claim(db: Database, fn: Callable[[Session], T]) -> T:
+async def run_claim(db: Database, fn: Callable[[Session], T], *, grouped: bool = False) -> T:
     """A claim's transaction: like ``Database.run``, but serialized per process on SQLite (and retried if
-    another process holds the database) so many agents pressing "next task" at once never see an error."""
+    another process holds the database) so many agents pressing "next task" at once never see an error.
+    ``grouped``: shared with the claims of other agents arriving meanwhile (``Database.claim_groups``); for
+    "next task", where a refusal is rare (a refused member makes its group run again one by one)."""
+    run = db.claim_groups.run if grouped else partial(claims_repo.run_serialized, db.session_factory)
     try:
-        return await run_in_threadpool(claims_repo.run_serialized, db.session_factory, fn)
+        return await run_in_threadpool(run, fn)
     except OperationalError as exc:
         log.error("event=db_unavailable error=%s", type(exc.orig).__name__)
         raise ProblemError(503, "the database is busy; nothing was claimed, try again in a moment") from exc

@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench.results import Figure, percentile
 from bench.stack import drop_postgres, fresh_postgres
 from bench.world import ANY_HOUR, add_contacts, open_store
+from store.repos.claims import run_serialized
+from store.transaction_groups import TransactionGroups
 
 DATABASE = "omnireach_bench_claims"
 SALT = "bench-secret-key"
@@ -44,7 +46,9 @@ def claim_latency(agents: int, tasks: int, rounds: int = 2) -> Figure:
         # connection costs its first claims a statement preparation, which a running API has long paid.
         sessions = open_store(url, pool_size=agents + 5, max_overflow=0)
         engine = sessions.kw["bind"]
-        sides = {"bare": partial(_bare_claim, engine), "ours": partial(_product_claim, sessions)}
+        # The API's Database.claim_groups: agents pressing "next task" together share transactions.
+        groups = TransactionGroups(partial(run_serialized, sessions))
+        sides = {"bare": partial(_bare_claim, engine), "ours": partial(_product_claim, sessions, groups)}
         agent_ids = [f"agent-{n}" for n in range(agents)]
         contacts = add_contacts(sessions, 200, consents=[("voice", "service")], places=ANY_HOUR)
         latencies: dict[str, list[float]] = {"bare": [], "ours": []}
@@ -174,9 +178,11 @@ def _bare_claim(engine: Engine, queue: str, agent: str, start: threading.Barrier
         pooled.close()
 
 
-def _product_claim(sessions: sessionmaker[Session], queue: str, agent: str, start: threading.Barrier) -> list[float]:
+def _product_claim(
+    sessions: sessionmaker[Session], groups: TransactionGroups, queue: str, agent: str, start: threading.Barrier
+) -> list[float]:
     from activities.call_checks import vet_candidate
-    from store.repos.claims import claim_next, run_serialized
+    from store.repos.claims import claim_next
 
     vet = partial(vet_candidate, salt=SALT, hours=True)
     latencies = []
@@ -185,9 +191,8 @@ def _product_claim(sessions: sessionmaker[Session], queue: str, agent: str, star
     start.wait()
     while True:
         began = time.perf_counter()
-        outcome = run_serialized(
-            sessions,
-            lambda s: claim_next(s, agent_id=agent, queues=[queue], now=datetime.now(UTC), vet=vet, salt=SALT),
+        outcome = groups.run(
+            lambda s: claim_next(s, agent_id=agent, queues=[queue], now=datetime.now(UTC), vet=vet, salt=SALT)
         )
         if outcome.task is None:
             if outcome.cancelled or outcome.deferred:

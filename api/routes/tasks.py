@@ -190,7 +190,7 @@ async def claim_task(body: ClaimIn, services: ServicesDep, caller: Caller) -> Ta
         detail = _detail(session, desk, claimed.task.id, now) if claimed.task else None
         return claimed, detail
 
-    claimed, detail = await svc.run_claim(services.db, run)
+    claimed, detail = await svc.run_claim(services.db, run, grouped=body.task_id is None)
     await svc.nudge(services.temporal.client, claimed.nudge)
     if detail is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)  # type: ignore[return-value]

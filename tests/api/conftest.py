@@ -21,6 +21,7 @@ from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from api.deps import Services
 from api.temporal_gateway import TemporalGateway
 from channels.console import ConsoleChannel
 from content.cadences import Library, load_library
@@ -65,6 +66,7 @@ class Api:
     settings: Settings
     developer_key: str
     agent_key: str
+    services: Services | None = None  # the app's own (its database's claim groups, say)
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.developer_key}"}
@@ -159,7 +161,7 @@ async def api(
     async with build_worker(client, settings, activities):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
-            yield Api(http, sessions, client, settings, developer_key, agent_key)
+            yield Api(http, sessions, client, settings, developer_key, agent_key, app.state.services)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ workflow's part is tested in tests/workflows and tests/e2e)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -147,6 +148,31 @@ async def test_claim_takes_the_most_urgent_task_with_its_context_then_204(api: A
     assert (await claim(api, floor.sari, queue=queue)).json()["id"] == later
     nothing = await claim(api, floor.sari, queue=queue)
     assert nothing.status_code == 204 and nothing.content == b""
+
+
+async def test_agents_claiming_at_once_each_get_their_own_task_and_a_refused_claim_is_only_its_own(
+    api: Api, floor: Floor
+) -> None:
+    """Claims of the next task run in transactions shared by the agents claiming at the same moment; a claim
+    refused among them (sari does not work the marketing queue) answers only its own agent."""
+    assert api.services is not None
+    groups = api.services.db.claim_groups
+    tasks = {new_task(api, floor.marketing) for _ in range(6)}
+    keys = [floor.ani, floor.budi] * 3
+    *answers, refused = await asyncio.gather(
+        *(claim(api, key, queue=floor.marketing) for key in keys), claim(api, floor.sari, queue=floor.marketing)
+    )
+    problem_of(refused, 403)
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+    claimed = [a.json() for a in answers]
+    assert {c["id"] for c in claimed} == tasks  # six claims, six different tasks
+    for key, detail in zip(keys, claimed, strict=True):
+        assert detail["status"] == "claimed"
+        assert detail["claimed_by"] == ("ani" if key == floor.ani else "budi") + floor.marketing.removeprefix("tm")
+        assert detail["script_text"].startswith("# Qualify")
+    before = groups.calls
+    assert (await claim(api, floor.ani, queue=floor.marketing)).status_code == 204
+    assert groups.calls == before + 1  # "next task" goes through the claim groups
 
 
 async def test_claim_skips_contacts_outside_calling_hours_and_cancels_do_not_call(api: Api, floor: Floor) -> None:

@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -31,6 +32,7 @@ from store.repos.tasks import (
     upsert_queue,
 )
 from store.task_models import CallTask, CallTaskLog, RevenueRecord
+from store.transaction_groups import TransactionGroups
 from tests.store.conftest import PG_URL, MigratedDatabase
 
 AGENTS = 50
@@ -83,11 +85,16 @@ def _floor(db: MigratedDatabase, queue: str, tasks: int, agents: int) -> tuple[l
 
 
 @pytest.mark.timeout(240)
-def test_fifty_agents_claim_five_hundred_tasks_each_exactly_once(db: MigratedDatabase) -> None:
+@pytest.mark.parametrize("transactions", ["one per claim", "grouped"])
+def test_fifty_agents_claim_five_hundred_tasks_each_exactly_once(db: MigratedDatabase, transactions: str) -> None:
+    """Both ways the API claims: one transaction per claim (a named task), and "next task" in transactions
+    shared by the agents claiming at the same moment (Database.claim_groups)."""
     queue = f"q{uuid.uuid4().hex[:8]}"
     agent_ids, task_ids = _floor(db, queue, TASKS, AGENTS)
     engine = _fresh_engine(db)
     sessions = make_session_factory(engine)
+    groups = TransactionGroups(partial(run_serialized, sessions))
+    run = groups.run if transactions == "grouped" else partial(run_serialized, sessions)
     start = threading.Barrier(AGENTS)
     claimed: dict[str, list[str]] = {a: [] for a in agent_ids}
     errors: list[BaseException] = []
@@ -95,10 +102,8 @@ def test_fifty_agents_claim_five_hundred_tasks_each_exactly_once(db: MigratedDat
     def agent(agent_id: str) -> None:
         try:
             start.wait()
-            while True:  # the way the API claims: one transaction per claim, run_serialized
-                outcome = run_serialized(
-                    sessions, lambda s, a=agent_id: claim_next(s, agent_id=a, queues=[queue], now=NOW)
-                )
+            while True:
+                outcome = run(lambda s, a=agent_id: claim_next(s, agent_id=a, queues=[queue], now=NOW))
                 if outcome.task is None:
                     return
                 claimed[agent_id].append(outcome.task.id)
@@ -122,7 +127,16 @@ def test_fifty_agents_claim_five_hundred_tasks_each_exactly_once(db: MigratedDat
         owner = {task_id: agent for agent, ids in claimed.items() for task_id in ids}
         for task_id, status, claimed_by in rows:
             assert status == "claimed" and claimed_by == owner[task_id], task_id
+        logged = session.execute(
+            select(CallTaskLog.task_id, CallTaskLog.agent_id)
+            .join(CallTask, CallTask.id == CallTaskLog.task_id)
+            .where(CallTask.queue == queue, CallTaskLog.action == "claimed")
+        ).all()
+    assert sorted(logged) == sorted(owner.items())  # one log row per claim, naming its agent
     assert sum(1 for ids in claimed.values() if ids) > 1  # really concurrent: more than one agent got work
+    if transactions == "grouped":
+        assert groups.calls == TASKS + AGENTS  # every claim, and every agent's last (empty) one, in a group
+        assert groups.groups < groups.calls  # agents arriving together shared transactions
 
 
 def test_claims_take_the_most_urgent_task_first(db: MigratedDatabase) -> None:
