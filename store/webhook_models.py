@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base
@@ -82,6 +82,13 @@ class WebhookDelivery(Base):
         UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_deliveries_event_endpoint"),
         CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
         Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+        # Only the deliveries still pending (every worker's relay looks for them every two seconds).
+        Index(
+            "ix_webhook_deliveries_pending",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)

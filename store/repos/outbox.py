@@ -50,11 +50,14 @@ def _require(session: Session, message_key: str) -> OutboxMessage:
     return row
 
 
+BY_PROVIDER_ID = (
+    select(OutboxMessage).where(OutboxMessage.provider_message_id == bindparam("provider_message_id")).limit(1)
+)
+
+
 def find_outbox_by_provider_id(session: Session, provider_message_id: str) -> OutboxMessage | None:
     """The message a provider callback refers to (e.g. a Twilio MessageSid), or None."""
-    return session.scalars(
-        select(OutboxMessage).where(OutboxMessage.provider_message_id == provider_message_id).limit(1)
-    ).first()
+    return session.scalars(BY_PROVIDER_ID, {"provider_message_id": provider_message_id}).first()
 
 
 def claim_outbox(

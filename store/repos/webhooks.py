@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, literal_column, select
 from sqlalchemy.orm import Session
 
 from store.repos._common import insert_or_get
@@ -244,10 +244,16 @@ def pending_deliveries(
 ) -> list[DeliveryRef]:
     """Deliveries still pending that were created before ``older_than`` (and after ``newer_than``): their
     workflow may never have started, e.g. Temporal was down right after the commit."""
+    query = pending_deliveries_query(older_than=older_than, newer_than=newer_than, limit=limit)
+    return [DeliveryRef(i, e) for i, e in session.execute(query).tuples()]
+
+
+def pending_deliveries_query(*, older_than: datetime, newer_than: datetime | None, limit: int | None) -> Select:
+    # 'pending' written out, not a parameter: only then may the plan PostgreSQL keeps for the prepared statement
+    # use the partial index ix_webhook_deliveries_pending (a parameter could hold any status).
     query = select(WebhookDelivery.id, WebhookDelivery.endpoint_id).where(
-        WebhookDelivery.status == "pending", WebhookDelivery.created_at < older_than
+        WebhookDelivery.status == literal_column("'pending'"), WebhookDelivery.created_at < older_than
     )
     if newer_than is not None:
         query = query.where(WebhookDelivery.created_at > newer_than)
-    query = query.order_by(WebhookDelivery.id).limit(limit)
-    return [DeliveryRef(i, e) for i, e in session.execute(query).tuples()]
+    return query.order_by(WebhookDelivery.id).limit(limit)

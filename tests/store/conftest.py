@@ -7,6 +7,7 @@ packages (task claiming, activities) want the same two databases.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine
+from psycopg import ClientCursor
+from sqlalchemy import Engine, Executable
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -141,3 +143,29 @@ def open_call_task(session: Session, *, phone: str, purpose: str, created_at: da
         **fields,
     )
     return task
+
+
+def generic_plan(session: Session, statement: Executable, params: dict[str, Any]) -> str:
+    """PostgreSQL's EXPLAIN of the plan it keeps for ``statement`` once prepared: psycopg prepares a statement
+    after its fifth run, and after five more the server may keep one generic plan, made without the parameters'
+    values. A hot statement must be fast under that plan, not only under the one EXPLAIN with values shows."""
+    connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    values = compiled.construct_params(params)
+
+    def expanded(match: re.Match[str]) -> str:  # an IN list: one parameter per item, as SQLAlchemy sends it
+        items = values.pop(match.group(1))
+        values.update({f"{match.group(1)}_{n}": item for n, item in enumerate(items)})
+        return ", ".join(f"%({match.group(1)}_{n})s" for n in range(len(items)))
+
+    sql = re.sub(r"__\[POSTCOMPILE_(\w+)\]", expanded, compiled.string)
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
+    numbered = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", sql)
+    driver = connection.connection.driver_connection
+    driver.execute(f"PREPARE generic_plan AS {numbered}")
+    try:
+        driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        arguments = ClientCursor(driver).mogrify(", ".join(["%s"] * len(names)), [values[n] for n in names])
+        return "\n".join(row[0] for row in driver.execute(f"EXPLAIN EXECUTE generic_plan({arguments})"))
+    finally:
+        driver.execute("DEALLOCATE generic_plan")

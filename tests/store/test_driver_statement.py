@@ -3,7 +3,6 @@ JSON, dates), and a task it reads becomes an ordinary persistent CallTask of the
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +12,7 @@ from store.repos._driver import DriverStatement
 from store.repos.claims import claim_next
 from store.repos.tasks import get_task, upsert_agent
 from store.task_models import CallTask
-from tests.store.conftest import MigratedDatabase, open_call_task
+from tests.store.conftest import MigratedDatabase, generic_plan, open_call_task
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
@@ -67,8 +66,6 @@ def test_the_claim_takes_the_first_row_of_the_claim_order_index(db: MigratedData
     the table grows."""
     if db.kind != "postgres":
         pytest.skip("the claim's one statement is PostgreSQL's")
-    from psycopg import ClientCursor
-
     from store.repos.claims import _claim_next_statement
     from store.repos.dnc import hmac_key_blocks
 
@@ -83,18 +80,8 @@ def test_the_claim_takes_the_first_row_of_the_claim_order_index(db: MigratedData
         ]
         session.execute(insert(CallTask), rows)
         session.execute(text("ANALYZE call_tasks"))
-        connection = session.connection()
-        statement = _claim_next_statement(1, True)
-        compiled = statement.statement.compile(dialect=connection.dialect)
-        values = compiled.construct_params({"queue_0": "q", "now": NOW, "agent_id": "a", **hmac_key_blocks("salt")})
-        names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", compiled.string)))
-        sql = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", compiled.string)
-        driver = connection.connection.driver_connection
-        driver.execute(f"PREPARE claim_plan AS {sql}")
-        driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        arguments = ClientCursor(driver).mogrify(", ".join(["%s"] * len(names)), [values[n] for n in names])
-        plan = "\n".join(row[0] for row in driver.execute(f"EXPLAIN EXECUTE claim_plan({arguments})"))
-        driver.execute("DEALLOCATE claim_plan")
+        params = {"queue_0": "q", "now": NOW, "agent_id": "a", **hmac_key_blocks("salt")}
+        plan = generic_plan(session, _claim_next_statement(1, True).statement, params)
     assert "ix_call_tasks_claim_order" in plan, plan
     assert "Seq Scan on call_tasks" not in plan, plan
     assert "JIT" not in plan, plan  # compiling the plan to machine code on every claim would cost milliseconds
