@@ -10,15 +10,14 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.types import WithdrawConsentRequest, WithdrawConsentResult
-from store.models import CHANNELS, PURPOSES, Contact, Suppression
+from store.models import CHANNELS, PURPOSES, Contact
 from store.repos import consent_changes
-from store.repos.suppressions import add_suppression, normalise_address
+from store.repos.suppressions import suppress_once
 
 
 class ConsentActivities:
@@ -61,10 +60,5 @@ class ConsentActivities:
 
 
 def _company_dnc(session: Session, phone: str) -> bool:
-    value = normalise_address(phone)
-    exists = session.scalars(
-        select(Suppression.id).where(Suppression.kind == "company_dnc", Suppression.value == value)
-    ).first()
-    if exists is None:
-        add_suppression(session, kind="company_dnc", channel_scope="phone", value=value, reason="do_not_call request")
+    suppress_once(session, kind="company_dnc", channel_scope="phone", value=phone, reason="do_not_call request")
     return True

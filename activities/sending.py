@@ -42,6 +42,7 @@ from store.models import PURPOSES, OutboxMessage
 from store.repos import consent as consent_repo
 from store.repos import contacts as contacts_repo
 from store.repos import pacing as pacing_repo
+from store.repos import suppressions as suppressions_repo
 
 log = logging.getLogger("omnireach.deliver")
 
@@ -185,6 +186,9 @@ def record_refusal(
 ) -> str:
     """Write what a refusal means into our ledger; returns a short description of the effect (for the log)."""
     proof = evidence(exc, message, provider)
+    if isinstance(exc, RecipientBlocked) and message.channel == "whatsapp":
+        suppressions_repo.suppress_whatsapp_block(session, message.to, source=f"{provider}: {exc}")
+        return "whatsapp suppressed (the person blocked us)"
     if isinstance(exc, RecipientOptedOut | RecipientBlocked):
         for purpose in PURPOSES:  # an opt-out at the provider covers every purpose on that channel
             consent_repo.append_consent(

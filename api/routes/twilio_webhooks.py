@@ -8,7 +8,7 @@ MessageSid has no second effect and gets no second confirmation.
 
 POST /webhooks/twilio/status: signature verified; deduplicated by (MessageSid, status); the outbox status
 only moves forward; 21610 (unsubscribed at Twilio) withdraws consent, 21211 / 21614 mark the number
-unusable, 63014 (blocked on WhatsApp) withdraws WhatsApp consent.
+unusable, 63014 (blocked on WhatsApp) suppresses the number on WhatsApp only.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from store.repos import outbox as outbox_repo
 from store.repos.data_rights import erased_address
 from store.repos.enrollments import running_enrollments_for_contact
 from store.repos.events import record_event
-from store.repos.suppressions import add_suppression
+from store.repos.suppressions import add_suppression, suppress_whatsapp_block
 from store.types import utcnow
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["provider webhooks"])
@@ -397,7 +397,9 @@ def _provider_error(session: Session, row: OutboxMessage | Row, sid: str, error:
     if contact is None or contact.erased_at is not None:
         return
     evidence = {"provider": "twilio", "message_sid": sid, "error_code": error}
-    if error == UNSUBSCRIBED or (error == WHATSAPP_BLOCKED and row.channel == "whatsapp"):
+    if error == WHATSAPP_BLOCKED and row.channel == "whatsapp":
+        suppress_whatsapp_block(session, row.to_address, source=f"twilio error {error}, message {sid}")
+    elif error == UNSUBSCRIBED:
         consent_changes.withdraw(
             session,
             contact,

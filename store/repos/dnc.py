@@ -23,10 +23,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from store.models import Suppression
 from store.permission_models import DncImport
-from store.repos.suppressions import hash_address, normalise_address
+from store.repos.suppressions import SCOPES_FOR_CHANNEL, hash_address, normalise_address
 from store.types import utcnow
 
-_SCOPES = {"email": ("email", "all"), "sms": ("phone", "all"), "whatsapp": ("phone", "all"), "voice": ("phone", "all")}
 BATCH = 5000
 
 
@@ -147,7 +146,11 @@ def find_blocking(
     object: every send and every claim asks, and nothing here changes the row."""
     value = normalise_address(address)
     statement = _BLOCKING if include_registries else _BLOCKING_BUT_REGISTRIES
-    params = {"value": value, "hashes": [hash_address(value, salt), plain_hash(value)], "scopes": _SCOPES[channel]}
+    params = {
+        "value": value,
+        "hashes": [hash_address(value, salt), plain_hash(value)],
+        "scopes": SCOPES_FOR_CHANNEL[channel],
+    }
     return session.execute(statement, params).first()
 
 
@@ -207,7 +210,7 @@ def phone_blocking(phone: ColumnElement[str]):
         select(*(getattr(Suppression, name) for name in BLOCKING_FIELDS))
         .where(
             or_(Suppression.value == phone, Suppression.value_hash.in_([salted, plain])),
-            Suppression.channel_scope.in_([literal_column(f"'{scope}'") for scope in _SCOPES["voice"]]),
+            Suppression.channel_scope.in_([literal_column(f"'{scope}'") for scope in SCOPES_FOR_CHANNEL["voice"]]),
         )
         .order_by(is_registry, Suppression.id)
         .limit(literal_column("1"))  # not a parameter: see store.repos.claims._ONE

@@ -13,10 +13,12 @@ from store.models import CHANNEL_SCOPES, CHANNELS, SUPPRESSION_KINDS, Suppressio
 from store.repos._common import check_choice
 
 # Which suppression scopes block a channel.
-_SCOPES_FOR_CHANNEL = {
+# The suppression scopes that bind each channel: a number's ``phone`` suppression stops SMS, WhatsApp and calls;
+# a ``whatsapp`` one (the person blocked us there: Twilio 63014) stops WhatsApp only.
+SCOPES_FOR_CHANNEL = {
     "email": ("email", "all"),
     "sms": ("phone", "all"),
-    "whatsapp": ("phone", "all"),
+    "whatsapp": ("phone", "whatsapp", "all"),
     "voice": ("phone", "all"),
 }
 
@@ -71,6 +73,26 @@ def add_suppression(
     return row
 
 
+def suppress_once(session: Session, *, kind: str, channel_scope: str, value: str, reason: str) -> Suppression:
+    """A plain address's suppression of ``kind`` on ``channel_scope``: the one already there, or a new one (a
+    second report of the same block adds no second row)."""
+    existing = session.scalars(
+        select(Suppression).where(
+            Suppression.kind == kind,
+            Suppression.channel_scope == channel_scope,
+            Suppression.value == normalise_address(value),
+        )
+    ).first()
+    return existing or add_suppression(session, kind=kind, channel_scope=channel_scope, value=value, reason=reason)
+
+
+def suppress_whatsapp_block(session: Session, address: str, *, source: str) -> Suppression:
+    """The person blocked the business on WhatsApp (Twilio 63014); COMPLIANCE.md says to suppress. The scope
+    is ``whatsapp``: SMS and calls to the same number stay as the person's consent says."""
+    reason = f"blocked the business on WhatsApp ({source})"[:500]
+    return suppress_once(session, kind="global", channel_scope="whatsapp", value=address, reason=reason)
+
+
 def find_suppressions(session: Session, *, channel: str, address: str, salt: str) -> list[Suppression]:
     """Every suppression blocking ``address`` on ``channel``, by plain value or salted hash.
 
@@ -78,7 +100,7 @@ def find_suppressions(session: Session, *, channel: str, address: str, salt: str
     registry entries, and registries newest ``as_of`` first: a caller judging registry freshness must still
     see a non-registry match. An empty salt is refused: it would silently stop matching erasure hashes.
     """
-    scopes = _SCOPES_FOR_CHANNEL[check_choice("channel", channel, CHANNELS)]
+    scopes = SCOPES_FOR_CHANNEL[check_choice("channel", channel, CHANNELS)]
     value = normalise_address(address)
     match = or_(Suppression.value == value, Suppression.value_hash == hash_address(value, salt))
     is_registry = case((Suppression.kind == "registry", 1), else_=0)

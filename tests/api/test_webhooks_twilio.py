@@ -16,6 +16,7 @@ from core.settings import Settings
 from store.models import Contact, Enrollment, Event, OutboxMessage
 from store.permission_models import InboundMessage, WebhookReceipt
 from store.repos.outbox import claim_outbox, mark_outbox_sent
+from store.repos.suppressions import find_suppressions
 from tests.api.conftest import Api, eventually, problem_of
 from tests.api.webhook_helpers import (
     consent_in_force,
@@ -289,6 +290,23 @@ async def test_status_21610_withdraws_consent_and_21211_marks_the_number_unusabl
     bad = {"MessageSid": other_sid, "MessageStatus": "undelivered", "ErrorCode": "21211", "To": other}
     assert (await twilio_post(api, STATUS, bad)).status_code == 204
     assert "21211" in (contact_row(api, other_id).phone_unusable_reason or "")
+
+
+async def test_status_63014_suppresses_the_number_on_whatsapp_and_leaves_sms_alone(api: Api) -> None:
+    contact_id, number = await sms_contact(api)
+    for _ in range(2):  # two messages refused: one suppression
+        _, message_sid = _sent_message(api, contact_id, number, channel="whatsapp")
+        params = {"MessageSid": message_sid, "MessageStatus": "undelivered", "ErrorCode": "63014", "To": number}
+        assert (await twilio_post(api, STATUS, params)).status_code == 204
+    with api.sessions() as session:
+        [blocked] = find_suppressions(session, channel="whatsapp", address=number, salt="test-secret")
+        assert (blocked.kind, blocked.channel_scope) == ("global", "whatsapp") and "63014" in blocked.reason
+        contact = session.get(Contact, contact_id)
+        whatsapp = check_permission(session, contact, Reachability("whatsapp", "marketing"), _now(), salt="test-secret")
+        sms = check_permission(session, contact, Reachability("sms", "marketing"), _now(), salt="test-secret")
+    assert (whatsapp.outcome, whatsapp.reason) == ("skip", "suppressed")
+    assert sms.allowed, sms
+    assert set(current(api, contact_id, "whatsapp").values()) == {"granted"}  # not a consent statement of theirs
 
 
 async def test_status_callback_with_a_bad_signature_changes_nothing(api: Api) -> None:

@@ -34,6 +34,7 @@ from store.models import ConsentRecord, Contact, SendDecision
 from store.repos.consent import append_consent, current_consent
 from store.repos.contacts import upsert_contact
 from store.repos.outbox import get_outbox
+from store.repos.suppressions import find_suppressions
 from tests.channels.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.e2e.fake_provider import FakeProvider
 from tests.store.conftest import migrated_database
@@ -240,12 +241,20 @@ async def test_whatsapp_outside_the_session_uses_the_template_and_inside_free_fo
     assert free.params["Body"] == "Hi Dewi, Tax webinar starts soon." and "ContentSid" not in free.params
 
 
-async def test_63014_blocked_withdraws_whatsapp_only(world: World):
+async def test_63014_blocked_suppresses_the_number_on_whatsapp_only(world: World):
     world.fake.inject("63014")
     error = await world.refused(world.request("whatsapp"))
     assert error.non_retryable and error.type == "recipient_blocked"
-    assert world.consent("whatsapp").status == "withdrawn"
-    assert world.consent("sms").status == "granted"
+    with world.sessions() as session:
+        [blocked] = find_suppressions(session, channel="whatsapp", address=PHONE, salt="any")
+        assert (blocked.kind, blocked.channel_scope, blocked.value) == ("global", "whatsapp", PHONE)
+        assert find_suppressions(session, channel="sms", address=PHONE, salt="any") == []
+    # What the person did is on record as a suppression, not as a consent statement they never made.
+    assert world.consent("whatsapp").status == "granted"
+    again = await world.deliver(world.request("whatsapp"))
+    assert (again.outcome, again.reason) == ("skipped", "suppressed")
+    assert (await world.deliver(world.request("sms"))).outcome == "sent"  # SMS to the same number still goes
+    assert len(world.fake.accepted("message")) == 1
 
 
 async def test_131049_backs_off_24_hours_as_a_deferral(world: World):

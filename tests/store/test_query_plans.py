@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from store.models import ConsentRecord, Contact, OutboxMessage, Suppression
 from store.repos.consent import _CURRENT
-from store.repos.dnc import _BLOCKING, _SCOPES, hash_address, plain_hash
+from store.repos.dnc import _BLOCKING, hash_address, plain_hash
 from store.repos.outbox import BY_PROVIDER_ID, find_outbox_by_provider_id
+from store.repos.suppressions import SCOPES_FOR_CHANNEL
 from store.repos.webhooks import create_endpoint, pending_deliveries, pending_deliveries_query
 from store.webhook_models import BusinessEvent, WebhookDelivery
 from tests.store.conftest import MigratedDatabase, generic_plan
@@ -112,7 +113,11 @@ def test_a_sends_suppression_look_up_uses_the_value_and_hash_indexes(session: Se
     )
     _analyzed(session, "suppressions")
     phone = "+447400000777"
-    params = {"value": phone, "hashes": [hash_address(phone, "salt"), plain_hash(phone)], "scopes": _SCOPES["sms"]}
+    params = {
+        "value": phone,
+        "hashes": [hash_address(phone, "salt"), plain_hash(phone)],
+        "scopes": SCOPES_FOR_CHANNEL["sms"],
+    }
     plan = generic_plan(session, _BLOCKING, params)
     assert "ix_suppressions_value" in plan and "ix_suppressions_value_hash" in plan, plan
     assert "Seq Scan" not in plan, plan

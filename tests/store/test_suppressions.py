@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 
+from store.models import Suppression
 from store.repos import add_suppression, find_suppression, find_suppressions, hash_address
+from store.repos.dnc import find_blocking
+from store.repos.suppressions import suppress_whatsapp_block
 
 SALT = "test-salt"
 
@@ -101,3 +106,36 @@ def test_bad_suppressions_refused(session) -> None:
         add_suppression(session, kind="global", channel_scope="fax", value="+1555")
     with pytest.raises(ValueError, match="channel"):
         find_suppression(session, channel="fax", address="+1555", salt=SALT)
+
+
+def test_a_whatsapp_suppression_binds_whatsapp_only_and_is_added_once(db) -> None:
+    """Twilio 63014 (the person blocked us on WhatsApp): the number is suppressed there, not for SMS or calls."""
+    phone = _phone()
+    with db.session_factory() as s:
+        first = suppress_whatsapp_block(s, f"whatsapp:{phone}", source="twilio error 63014, message SM1")
+        again = suppress_whatsapp_block(s, phone, source="twilio error 63014, message SM2")
+        s.commit()
+        assert again.id == first.id and first.value == phone
+        assert find_suppression(s, channel="whatsapp", address=phone, salt=SALT).id == first.id
+        for channel in ("sms", "voice", "email"):
+            assert find_suppression(s, channel=channel, address=phone, salt=SALT) is None
+        # The look-up the send-time and claim-time checks share: a call to the number is not blocked.
+        assert find_blocking(s, channel="voice", address=phone, salt=SALT) is None
+        assert find_blocking(s, channel="whatsapp", address=phone, salt=SALT).channel_scope == "whatsapp"
+
+
+def test_the_database_refuses_what_the_constraints_forbid_after_the_scope_migration(db) -> None:
+    """Migration 0010 rebuilt the suppressions table on SQLite to widen one CHECK constraint: the others must
+    have come along, and an unknown scope must still be refused by the database itself."""
+    rows = [
+        {"kind": "global", "channel_scope": "fax", "value": "+15550100"},
+        {"kind": "bogus", "channel_scope": "phone", "value": "+15550100"},
+        {"kind": "global", "channel_scope": "phone", "value": None, "value_hash": None},
+    ]
+    for row in rows:
+        with db.session_factory() as s, pytest.raises(IntegrityError):
+            s.execute(insert(Suppression), [{**row, "created_at": datetime.now(UTC)}])
+            s.flush()
+    with db.session_factory() as s:
+        s.execute(insert(Suppression), [{"kind": "global", "channel_scope": "whatsapp", "value": _phone()}])
+        s.rollback()
