@@ -88,13 +88,25 @@ def _held_first(floor: _Floor, prefix: str) -> threading.Event:
     return release
 
 
-def _writes(name: str) -> Callable[[Session], str]:
+def _writes(name: str, then_raise: BaseException | None = None) -> Callable[[Session], str]:
+    """A caller's function: writes a queue called ``name``, then returns the name (or raises ``then_raise``)."""
+
     def fn(session: Session) -> str:
         upsert_queue(session, name)
         session.flush()
+        if then_raise is not None:
+            raise then_raise
         return name
 
     return fn
+
+
+def _one_group_at_a_time(db: MigratedDatabase) -> tuple[str, TransactionGroups, _Floor, threading.Event]:
+    """Groups of a single transaction at a time, the first held open: callers queued behind it form the next."""
+    prefix = f"tg{uuid.uuid4().hex[:8]}"
+    groups = TransactionGroups(partial(run_serialized, db.session_factory), in_flight=1)
+    floor = _Floor(groups)
+    return prefix, groups, floor, _held_first(floor, prefix)
 
 
 def _queues(db: MigratedDatabase, prefix: str) -> set[str]:
@@ -105,18 +117,9 @@ def _queues(db: MigratedDatabase, prefix: str) -> set[str]:
 def test_callers_behind_a_running_group_share_one_transaction_and_a_failure_stays_its_own(
     db: MigratedDatabase,
 ) -> None:
-    prefix = f"tg{uuid.uuid4().hex[:8]}"
-    groups = TransactionGroups(partial(run_serialized, db.session_factory), in_flight=1)
-    floor = _Floor(groups)
-    release = _held_first(floor, prefix)
-
-    def refused(session: Session) -> str:
-        upsert_queue(session, f"{prefix}-refused")
-        session.flush()
-        raise ValueError("this caller's request is refused")
-
+    prefix, groups, floor, release = _one_group_at_a_time(db)
     floor.queue_behind("a", _writes(f"{prefix}-a"))
-    floor.queue_behind("refused", refused)
+    floor.queue_behind("refused", _writes(f"{prefix}-refused", then_raise=ValueError("this request is refused")))
     floor.queue_behind("b", _writes(f"{prefix}-b"))
     release.set()
     floor.join()
@@ -132,16 +135,10 @@ def test_callers_behind_a_running_group_share_one_transaction_and_a_failure_stay
 
 
 def test_a_failure_of_the_database_fails_the_whole_group_without_running_it_again(db: MigratedDatabase) -> None:
-    prefix = f"tg{uuid.uuid4().hex[:8]}"
-    groups = TransactionGroups(partial(run_serialized, db.session_factory), in_flight=1)
-    floor = _Floor(groups)
-    release = _held_first(floor, prefix)
-
-    def database_gone(session: Session) -> str:
-        raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
-
+    prefix, _, floor, release = _one_group_at_a_time(db)
+    gone = OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
     floor.queue_behind("a", _writes(f"{prefix}-a"))
-    floor.queue_behind("gone", database_gone)
+    floor.queue_behind("gone", _writes(f"{prefix}-gone", then_raise=gone))
     release.set()
     floor.join()
 
@@ -179,17 +176,9 @@ def test_every_caller_gets_its_own_answer_when_many_arrive_at_once(db: MigratedD
 
 
 def test_an_interrupted_group_answers_its_callers_and_the_next_group_still_runs(db: MigratedDatabase) -> None:
-    prefix = f"tg{uuid.uuid4().hex[:8]}"
-    groups = TransactionGroups(partial(run_serialized, db.session_factory), in_flight=1)
-    floor = _Floor(groups)
-    release = _held_first(floor, prefix)
-
-    def interrupted(session: Session) -> str:
-        upsert_queue(session, f"{prefix}-x")
-        session.flush()
-        raise KeyboardInterrupt  # not an Exception: the group is not run again, the thread is interrupted
-
-    floor.queue_behind("x", interrupted)
+    prefix, _, floor, release = _one_group_at_a_time(db)
+    # KeyboardInterrupt is not an Exception: the group is not run again, the leader's thread is interrupted.
+    floor.queue_behind("x", _writes(f"{prefix}-x", then_raise=KeyboardInterrupt()))
     floor.queue_behind("y", _writes(f"{prefix}-y"))
     release.set()
     floor.join()
