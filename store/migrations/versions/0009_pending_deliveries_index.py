@@ -6,8 +6,8 @@ Create Date: 2026-12-06
 
 Every worker's relay (activities.outbound_webhooks.WebhookRelay) looks for pending deliveries every two
 seconds. Every business event leaves a delivery per endpoint and they are kept, so without the index each
-look read the whole table: at millions of deliveries, a second of the database's CPU per look per worker.
-Only deliveries not yet delivered or given up are in it, so it stays small.
+look read the whole table, a table that only grows, every two seconds in every worker. Only deliveries not yet
+delivered or given up are in the index, so it stays small.
 """
 
 from collections.abc import Sequence
