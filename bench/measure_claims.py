@@ -49,7 +49,7 @@ def claim_latency(agents: int, tasks: int, rounds: int = 2) -> Figure:
         engine = sessions.kw["bind"]
         # The API's Database.claim_groups: agents pressing "next task" together share transactions.
         groups = TransactionGroups(partial(run_serialized, sessions))
-        sides = {"bare": partial(_bare_claim, engine), "ours": partial(_product_claim, sessions, groups)}
+        sides = {"bare": partial(_bare_claim, engine), "ours": partial(_product_claim, groups)}
         agent_ids = [f"agent-{n}" for n in range(agents)]
         contacts = add_contacts(sessions, 200, consents=[("voice", "service")], places=ANY_HOUR)
         latencies: dict[str, list[float]] = {"bare": [], "ours": []}
@@ -183,16 +183,12 @@ def _bare_claim(engine: Engine, queue: str, agent: str, start: threading.Barrier
         pooled.close()
 
 
-def _product_claim(
-    sessions: sessionmaker[Session], groups: TransactionGroups, queue: str, agent: str, start: threading.Barrier
-) -> list[float]:
+def _product_claim(groups: TransactionGroups, queue: str, agent: str, start: threading.Barrier) -> list[float]:
     from activities.call_checks import vet_candidate
     from store.repos.claims import claim_next
 
     vet = partial(vet_candidate, salt=SALT, hours=True)
-    latencies = []
-    with sessions() as warm:  # one pooled connection per agent, opened before the clock starts
-        warm.connection()
+    latencies = []  # the group leaders' connections come from the pool the warm-up round filled
     start.wait()
     while True:
         began = time.perf_counter()

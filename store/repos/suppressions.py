@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from store.models import CHANNEL_SCOPES, CHANNELS, SUPPRESSION_KINDS, Suppression
 from store.repos._common import check_choice
 
-# Which suppression scopes block a channel.
 # The suppression scopes that bind each channel: a number's ``phone`` suppression stops SMS, WhatsApp and calls;
 # a ``whatsapp`` one (the person blocked us there: Twilio 63014) stops WhatsApp only.
 SCOPES_FOR_CHANNEL = {
