@@ -29,7 +29,7 @@ from core.addresses import AddressError, normalize_phone
 from core.optout import Intent, classify, reply_text
 from core.settings import Settings
 from store.models import Contact, OutboxMessage, Suppression
-from store.repos import consent_changes
+from store.repos import consent_changes, status_batches
 from store.repos import events as events_repo
 from store.repos import inbound as inbound_repo
 from store.repos import outbox as outbox_repo
@@ -311,26 +311,27 @@ def _apply_statuses(session: Session, items: list[_Status]) -> list[_Outcome]:
     a (MessageSid, status) seen before changes nothing and gets the signals its receipt still owes; a new one
     moves the outbox status (forward only), records the event, applies provider opt-outs and owes signals.
 
-    Four statements per batch, not a dozen per callback: lock the outbox rows, insert the receipts with the
-    signals they owe, write the statuses, insert the events.
+    Two statements per batch on PostgreSQL (``store.repos.status_batches``): lock the outbox rows, then claim
+    the receipts and write the statuses and events together.
     """
     first: dict[str, _Status] = {}  # the first callback of each key, in arrival order
     for item in items:
         first.setdefault(item.key, item)
     # Rows first, each batch in id order: a batch sharing a message with another waits for it here, before it
     # claims any receipt, so two batches never wait for each other in a circle.
-    rows = outbox_repo.outbox_by_provider_ids(session, {item.sid for item in items})
+    rows = status_batches.lock_outbox_rows(session, {item.sid for item in items})
     plan = _plan(first.values(), rows)
     keys = sorted(first)  # a fixed order for the unique-index locks too
-    created = inbound_repo.claim_receipts(session, "twilio", "status", {key: plan.owed[key] for key in keys})
+    owed = {key: plan.owed[key] for key in keys}
+    created = status_batches.claim_and_apply(session, "twilio", "status", owed, plan.changes, plan.events)
     if len(created) < len(keys):  # some were applied before (or just now by another transaction): not again
         replan = _plan([item for key, item in first.items() if key in created], rows)
         inbound_repo.owe_signals_many(
             session, {created[key]: replan.owed[key] for key in created if replan.owed[key] != plan.owed[key]}
         )
+        outbox_repo.set_outbox_statuses(session, replan.changes)
+        events_repo.record_events_once(session, replan.events)
         plan = replan
-    outbox_repo.set_outbox_statuses(session, plan.changes)
-    events_repo.record_events_once(session, plan.events)
     for key in created:
         item = first[key]
         if item.error and item.sid in rows and item.status in STATUS_MAP:

@@ -2,9 +2,8 @@
 
 Besides the one-callback-at-a-time helpers, ``claim_receipts`` / ``receipts_by_key`` / ``owe_signals_many``
 handle a batch of callbacks in a few statements (Core, no ORM unit of work): the status webhook applies the
-callbacks of concurrent requests together (see ``api.webhook_support.GroupCommit``; the outbox and event
-halves of a batch are ``outbox.outbox_by_provider_ids`` / ``set_outbox_statuses`` and
-``events.record_events_once``).
+callbacks of concurrent requests together (see ``api.webhook_support.GroupCommit`` and
+``store.repos.status_batches``, which on PostgreSQL claims the receipts and writes the rest in one statement).
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, bindparam, func, select, update
+from sqlalchemy import Text, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -181,28 +181,8 @@ _OUTBOX_TABLE = OutboxMessage.__table__
 
 
 # ---- batches of provider status callbacks (api.routes.twilio_webhooks) --------------------------------
-def outbox_by_provider_ids(session: Session, provider_message_ids: Iterable[str]) -> dict[str, Row]:
-    """{provider message id: outbox row} locked for update (PostgreSQL; SQLite's BEGIN IMMEDIATE already
-    serialises writers), in id order so that concurrent batches lock shared rows in the same order."""
-    wanted = sorted(set(provider_message_ids))
-    if not wanted:
-        return {}
-    c = _OUTBOX_TABLE.c
-    query = (
-        select(c.id, c.provider_message_id, c.message_key, c.status, c.contact_id, c.channel)
-        .add_columns(c.enrollment_id, c.step_id, c.to_address)  # to_address: named in a provider-error note
-        .where(c.provider_message_id.in_(wanted))
-        .order_by(c.id)
-        .with_for_update()
-    )
-    found: dict[str, Row] = {}
-    for row in session.connection().execute(query):
-        found.setdefault(row.provider_message_id, row)
-    return found
-
-
 def set_outbox_statuses(session: Session, changes: Mapping[int, tuple[str, str | None]]) -> None:
-    """Write {outbox id: (status, error or None)} decided on rows locked by ``outbox_by_provider_ids``;
+    """Write {outbox id: (status, error or None)} decided on rows locked by ``status_batches.lock_outbox_rows``;
     None keeps the row's error (as ``advance_outbox_status`` writes extra fields only when given)."""
     if not changes:
         return

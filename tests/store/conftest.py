@@ -145,20 +145,24 @@ def open_call_task(session: Session, *, phone: str, purpose: str, created_at: da
     return task
 
 
-def generic_plan(session: Session, statement: Executable, params: dict[str, Any]) -> str:
+def generic_plan(session: Session, statement: Executable | str, params: dict[str, Any]) -> str:
     """PostgreSQL's EXPLAIN of the plan it keeps for ``statement`` once prepared: psycopg prepares a statement
     after its fifth run, and after five more the server may keep one generic plan, made without the parameters'
-    values. A hot statement must be fast under that plan, not only under the one EXPLAIN with values shows."""
+    values. A hot statement must be fast under that plan, not only under the one EXPLAIN with values shows.
+    ``statement`` is a SQLAlchemy statement or the SQL a repo runs on the driver (``%(name)s`` parameters)."""
     connection = session.connection()
-    compiled = statement.compile(dialect=connection.dialect)
-    values = compiled.construct_params(params)
+    if isinstance(statement, str):
+        sql, values = statement, dict(params)
+    else:
+        compiled = statement.compile(dialect=connection.dialect)
+        values = compiled.construct_params(params)
 
-    def expanded(match: re.Match[str]) -> str:  # an IN list: one parameter per item, as SQLAlchemy sends it
-        items = values.pop(match.group(1))
-        values.update({f"{match.group(1)}_{n}": item for n, item in enumerate(items)})
-        return ", ".join(f"%({match.group(1)}_{n})s" for n in range(len(items)))
+        def expanded(match: re.Match[str]) -> str:  # an IN list: one parameter per item, as SQLAlchemy sends it
+            items = values.pop(match.group(1))
+            values.update({f"{match.group(1)}_{n}": item for n, item in enumerate(items)})
+            return ", ".join(f"%({match.group(1)}_{n})s" for n in range(len(items)))
 
-    sql = re.sub(r"__\[POSTCOMPILE_(\w+)\]", expanded, compiled.string)
+        sql = re.sub(r"__\[POSTCOMPILE_(\w+)\]", expanded, compiled.string)
     names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
     numbered = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", sql)
     driver = connection.connection.driver_connection

@@ -20,6 +20,7 @@ from store.models import ConsentRecord, Contact, OutboxMessage, Suppression
 from store.repos.consent import _CURRENT
 from store.repos.dnc import _BLOCKING, hash_address, plain_hash
 from store.repos.outbox import BY_PROVIDER_ID, find_outbox_by_provider_id
+from store.repos.status_batches import PG_LOCK_ROWS, lock_outbox_rows
 from store.repos.suppressions import SCOPES_FOR_CHANNEL
 from store.repos.webhooks import create_endpoint, pending_deliveries, pending_deliveries_query
 from store.webhook_models import BusinessEvent, WebhookDelivery
@@ -123,7 +124,7 @@ def test_a_sends_suppression_look_up_uses_the_value_and_hash_indexes(session: Se
     assert "Seq Scan" not in plan, plan
 
 
-def test_a_callbacks_message_look_up_uses_the_provider_id_index(session: Session) -> None:
+def _messages(session: Session) -> None:
     contacts = _contacts(session, 10)
     session.execute(
         insert(OutboxMessage),
@@ -139,7 +140,24 @@ def test_a_callbacks_message_look_up_uses_the_provider_id_index(session: Session
         ],
     )
     _analyzed(session, "outbox_messages")
+
+
+def test_a_callbacks_message_look_up_uses_the_provider_id_index(session: Session) -> None:
+    _messages(session)
     assert find_outbox_by_provider_id(session, f"SM{7:032x}").message_key == "plan-7"
     plan = generic_plan(session, BY_PROVIDER_ID, {"provider_message_id": "SM0"})
+    assert "ix_outbox_messages_provider_message_id" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+def test_a_status_batch_locks_its_messages_through_the_provider_id_index(session: Session) -> None:
+    _messages(session)
+    wanted = [f"SM{n:032x}" for n in (3, 700, 2999)]
+    assert [row.message_key for row in lock_outbox_rows(session, wanted).values()] == [
+        "plan-3",
+        "plan-700",
+        "plan-2999",
+    ]
+    plan = generic_plan(session, PG_LOCK_ROWS, {"ids": wanted})
     assert "ix_outbox_messages_provider_message_id" in plan, plan
     assert "Seq Scan" not in plan, plan
