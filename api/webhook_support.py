@@ -44,7 +44,7 @@ R = TypeVar("R")
 OWED_SIGNAL_SETTLE = timedelta(seconds=30)  # age at which the relay sends a receipt's owed signals itself
 MARK_DELAY = 0.25  # seconds a "signalled" mark may wait, to be written with the others of that moment
 MAX_BATCH = 100  # callbacks per group-commit transaction
-IN_FLIGHT = 1  # group-commit transactions at once: a slow one does not hold up the callbacks behind it
+IN_FLIGHT = 2  # group-commit transactions at once: a slow one does not hold up the callbacks behind it
 
 
 def public_url(request: Request, services: Services) -> str:

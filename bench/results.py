@@ -114,3 +114,28 @@ def show(figures: list[Figure], title: str) -> None:
     for f in figures:
         if f.notes:
             console.print(f"  ({f.key}) {f.notes}", highlight=False)
+
+
+async def until_quiet(busy_below: float = 0.15, window: float = 0.25, timeout: float = 20.0) -> float:
+    """Wait until the machine's CPUs are less than ``busy_below`` busy over ``window`` seconds (at most
+    ``timeout``); the seconds waited. A side's timed window then starts on a quiet machine and is not charged
+    for work the other side left queued (a raw signal returns before its workflow task has run)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = _cpu_times()
+        await asyncio.sleep(window)
+        after = _cpu_times()
+        total = after[0] - before[0]
+        if total <= 0 or (after[1] - before[1]) / total < busy_below:
+            break
+    return time.monotonic() - started
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(all, busy) jiffies of every CPU since boot; (0, 0) where /proc/stat does not exist."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return 0, 0
+    fields = [int(value) for value in stat.read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]), sum(fields[:8]) - idle

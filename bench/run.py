@@ -84,7 +84,8 @@ async def _temporal_figures(var: Path, n: dict[str, int], want: set[str]) -> lis
         flow = measure_flow.Flow(
             client, product, provider, sessions, library.get("bench-send"), library.get("bench-hold")
         )
-        with product.api():
+        with product.api() as api:
+            flow.api_pid = api.pid
             print(f"(a) {n['enroll']} enrollments through the API vs raw starts ...", flush=True)
             _keep(figures, await measure_flow.enrollment_throughput(flow, n["enroll"]))
             if "b" in want:

@@ -9,18 +9,19 @@ statistics to tell an index look-up from a scan, inside a transaction that is ro
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from store.models import ConsentRecord, Contact, OutboxMessage, Suppression
 from store.repos.consent import _CURRENT
 from store.repos.dnc import _BLOCKING, hash_address, plain_hash
 from store.repos.outbox import BY_PROVIDER_ID, find_outbox_by_provider_id
-from store.repos.status_batches import PG_LOCK_ROWS, lock_outbox_rows
+from store.repos.status_batches import PG_CLAIM_AND_APPLY, PG_LOCK_ROWS, lock_outbox_rows
 from store.repos.suppressions import SCOPES_FOR_CHANNEL
 from store.repos.webhooks import create_endpoint, pending_deliveries, pending_deliveries_query
 from store.webhook_models import BusinessEvent, WebhookDelivery
@@ -161,3 +162,21 @@ def test_a_status_batch_locks_its_messages_through_the_provider_id_index(session
     plan = generic_plan(session, PG_LOCK_ROWS, {"ids": wanted})
     assert "ix_outbox_messages_provider_message_id" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+def test_a_status_batch_writes_its_statuses_without_scanning_the_outbox(session: Session) -> None:
+    _messages(session)
+    ids = list(session.scalars(select(OutboxMessage.id).order_by(OutboxMessage.id).limit(4)))
+    params = {
+        "provider": "twilio",
+        "kind": "status",
+        "now": NOW,
+        "keys": 1,
+        "receipts": json.dumps([{"key": "status:plan", "signals": []}]),
+        "changed_ids": ids,
+        "changes": json.dumps([{"id": id_, "status": "delivered", "error": None} for id_ in ids]),
+        "events": "[]",
+    }
+    plan = generic_plan(session, PG_CLAIM_AND_APPLY, params)
+    assert "Update on outbox_messages" in plan, plan
+    assert "Seq Scan on outbox_messages" not in plan, plan
