@@ -116,10 +116,14 @@ def show(figures: list[Figure], title: str) -> None:
             console.print(f"  ({f.key}) {f.notes}", highlight=False)
 
 
-async def until_quiet(busy_below: float = 0.15, window: float = 0.25, timeout: float = 20.0) -> float:
+QUIET_WINDOW = 0.25  # seconds over which the machine must be idle to count as quiet
+
+
+async def until_quiet(busy_below: float = 0.15, window: float = QUIET_WINDOW, timeout: float = 20.0) -> float:
     """Wait until the machine's CPUs are less than ``busy_below`` busy over ``window`` seconds (at most
-    ``timeout``); the seconds waited. A side's timed window then starts on a quiet machine and is not charged
-    for work the other side left queued (a raw signal returns before its workflow task has run)."""
+    ``timeout``); the seconds waited, the last (quiet) window included. A side's timed window then starts on a
+    quiet machine and is not charged for work the other side left queued (a raw signal returns before its
+    workflow task has run)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         before = _cpu_times()
