@@ -13,7 +13,7 @@ Elsewhere (SQLite) the portable statements of ``inbound``, ``outbox`` and ``even
 
 The PostgreSQL statements name their columns: a column added to ``webhook_receipts``, ``events`` or
 ``outbox_messages`` with a Python-side default must be added here too (``tests/store/test_status_batches.py``
-runs both ways on both databases and compares the rows).
+holds both databases to the same rows).
 """
 
 from __future__ import annotations
