@@ -36,7 +36,7 @@ from store.repos import outbox as outbox_repo
 from store.repos.data_rights import erased_address
 from store.repos.enrollments import running_enrollments_for_contact
 from store.repos.events import record_event
-from store.repos.suppressions import add_suppression, suppress_whatsapp_block
+from store.repos.suppressions import suppress_once, suppress_whatsapp_block
 from store.types import utcnow
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["provider webhooks"])
@@ -246,15 +246,14 @@ def _replied(session: Session, contacts: list[Contact], channel: str, sid: str, 
 
 
 def _remember_unknown_stop(session: Session, address: str, now) -> None:
-    if not _unknown_stops(session, address):
-        add_suppression(
-            session,
-            kind="list",
-            list_name=UNKNOWN_SENDER_LIST,
-            channel_scope="phone",
-            value=address,
-            reason=f"STOP received {now.date()} from a number with no contact",
-        )
+    suppress_once(
+        session,
+        kind="list",
+        list_name=UNKNOWN_SENDER_LIST,
+        channel_scope="phone",
+        value=address,
+        reason=f"STOP received {now.date()} from a number with no contact",
+    )
 
 
 def _forget_unknown_stop(session: Session, address: str) -> None:

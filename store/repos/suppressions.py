@@ -72,17 +72,22 @@ def add_suppression(
     return row
 
 
-def suppress_once(session: Session, *, kind: str, channel_scope: str, value: str, reason: str) -> Suppression:
-    """A plain address's suppression of ``kind`` on ``channel_scope``: the one already there, or a new one (a
-    second report of the same block adds no second row)."""
-    existing = session.scalars(
-        select(Suppression).where(
-            Suppression.kind == kind,
-            Suppression.channel_scope == channel_scope,
-            Suppression.value == normalise_address(value),
-        )
-    ).first()
-    return existing or add_suppression(session, kind=kind, channel_scope=channel_scope, value=value, reason=reason)
+def suppress_once(
+    session: Session, *, kind: str, channel_scope: str, value: str, reason: str, list_name: str | None = None
+) -> Suppression:
+    """A plain address's suppression of ``kind`` on ``channel_scope`` (in ``list_name``, when given): the one
+    already there, or a new one (a second report of the same block adds no second row)."""
+    query = select(Suppression).where(
+        Suppression.kind == kind,
+        Suppression.channel_scope == channel_scope,
+        Suppression.value == normalise_address(value),
+    )
+    if list_name is not None:
+        query = query.where(Suppression.list_name == list_name)
+    existing = session.scalars(query).first()
+    return existing or add_suppression(
+        session, kind=kind, channel_scope=channel_scope, value=value, reason=reason, list_name=list_name
+    )
 
 
 def suppress_whatsapp_block(session: Session, address: str, *, source: str) -> Suppression:

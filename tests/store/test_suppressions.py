@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from store.models import Suppression
 from store.repos import add_suppression, find_suppression, find_suppressions, hash_address
 from store.repos.dnc import find_blocking
-from store.repos.suppressions import suppress_whatsapp_block
+from store.repos.suppressions import suppress_once, suppress_whatsapp_block
 
 SALT = "test-salt"
 
@@ -139,3 +139,16 @@ def test_the_database_refuses_what_the_constraints_forbid_after_the_scope_migrat
     with db.session_factory() as s:
         s.execute(insert(Suppression), [{"kind": "global", "channel_scope": "whatsapp", "value": _phone()}])
         s.rollback()
+
+
+def test_a_listed_suppression_is_added_once_per_list(session) -> None:
+    phone = _phone()
+
+    def listed(list_name: str, reason: str) -> Suppression:
+        return suppress_once(
+            session, kind="list", list_name=list_name, channel_scope="phone", value=phone, reason=reason
+        )
+
+    first, again, other = listed("inbound-stop", "a"), listed("inbound-stop", "b"), listed("trade-show", "c")
+    assert again.id == first.id and first.list_name == "inbound-stop"
+    assert other.id != first.id and other.list_name == "trade-show"
