@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,7 +23,8 @@ from temporalio.client import Client
 from twilio.request_validator import RequestValidator
 
 from bench.baseline import NOOP_ACTIVITIES
-from bench.results import QUIET_WINDOW, Figure, run_limited, steady_rate, until_quiet
+from bench.handled import fetch_histories, last_taken
+from bench.results import Figure, run_limited, steady_rate, until_quiet
 from bench.stack import (
     ADMIN_KEY,
     TWILIO_SID,
@@ -41,6 +43,7 @@ from workflows.contact_cadence import WORKFLOW_TYPE, EnrollmentInput, EventSigna
 IDLE_QUEUE = "bench-idle"  # nobody polls it: raw starts measure the start alone, like the API's
 BASELINE_QUEUE = "bench-baseline"
 SMS_ONLY = [("sms", "marketing")]
+RAW_SIGNAL = "bench.raw"  # the event name of (c)'s raw signals
 
 
 @dataclass
@@ -194,63 +197,87 @@ async def start_product_worker(flow: Flow, var: Path) -> float:
 
 async def webhook_signals(flow: Flow, m: int) -> Figure:
     """Twilio 'delivered' callbacks (signed) for m messages of running enrollments, versus m raw signals to the
-    same enrollments. The worker is running during both, handling the signals it is sent."""
+    same enrollments. The worker is running during both, handling the signals it is sent.
+
+    Each side is timed from its first request until its enrollments have taken its signals, by the histories'
+    own times (``bench.handled``): a signal call returns before the workflow task that hands it over has run,
+    and a side timed by its calls alone would leave out most of the work its signals cause. How fast the calls
+    themselves were accepted is reported beside it."""
     messages = _sent_for(flow, flow.enrolled)[:m]
     if len(messages) < m:
         raise RuntimeError(f"only {len(messages)} messages of running enrollments to call back about; {m} wanted")
     validator = RequestValidator(TWILIO_TOKEN)
-    ours_time = raw_time = 0.0
+    halves = [messages[: m // 2], messages[m // 2 :]]
+    starts: list[datetime] = []  # raw 1, ours 1, raw 2, ours 2: when each side began
+    accepted = {"raw": 0.0, "ours": 0.0}  # seconds until the last call of each side returned
     async with _KeptAliveClient(flow.product.api_url, flow.concurrency) as http:
         # Not timed: the API's first request to a router builds FastAPI's route tables (up to a second on a busy
         # machine); a refused (unsigned) callback does that, stores nothing and sends no signal.
         if await http.post_form(messages[0].params["StatusCallback"], {"MessageSid": "SMwarmup"}, "") != 403:
             raise RuntimeError("an unsigned status callback was not refused")
-        api_cpu = client_cpu = raw_settled = ours_settled = 0.0
-        # Each side starts on a quiet machine: a signal returns before its workflow task has run, and the worker
-        # and server spend seconds after each side on what it queued, which would otherwise be charged to the
-        # side that runs next. The time until quiet again also gives each side's rate end to end.
-        await until_quiet()
-        for half in (messages[: m // 2], messages[m // 2 :]):
+        api_cpu = client_cpu = 0.0
+        for half in halves:
+            # Each side starts on a quiet machine, so it does not share the CPUs with the work the other left.
+            await until_quiet()
+            starts.append(datetime.now(UTC))
             started_cpu = time.process_time()
             elapsed, _ = await run_limited(
                 flow.concurrency,
                 [lambda r=r, i=i: _raw_signal(flow, r, i) for i, r in enumerate(half)],
             )
-            raw_time += elapsed
+            accepted["raw"] += elapsed
             client_cpu += time.process_time() - started_cpu
-            raw_settled += elapsed + await until_quiet() - QUIET_WINDOW
+            await until_quiet()
+            starts.append(datetime.now(UTC))
             started_cpu = cpu_seconds(flow.api_pid)
             elapsed, codes = await run_limited(
                 flow.concurrency, [lambda r=r: _status_callback(http, validator, r) for r in half]
             )
-            ours_time += elapsed
+            accepted["ours"] += elapsed
             api_cpu += cpu_seconds(flow.api_pid) - started_cpu
-            ours_settled += elapsed + await until_quiet() - QUIET_WINDOW
             bad = [c for c in codes if c != 204]
             if bad:
                 raise RuntimeError(f"{len(bad)} status callbacks refused: {sorted(set(bad))}")
+        await until_quiet()
+    taken = await _signals_taken(flow, halves, starts)
     scored = await _scored(flow, messages[:20])
     return Figure(
         "c",
-        "Twilio status callbacks turned into enrollment signals",
-        m / ours_time,
+        "Twilio status callbacks turned into enrollment signals, until the enrollments took them",
+        m / taken["ours"],
         "/s",
-        m / raw_time,
+        m / taken["raw"],
         "raw signals to the same enrollments",
         ">= 0.8",
         f"{m} each, {flow.concurrency} concurrent (callbacks over kept-alive HTTP/1.1 connections, after one untimed "
         "refused request); each callback: signature check, dedupe receipt, outbox status, event row (applied with "
-        f"the callbacks arriving meanwhile), signal; each side starts on a quiet machine; CPU per callback in the API "
-        f"{1000 * api_cpu / m:.2f} ms, per raw signal in the bench's client {1000 * client_cpu / m:.2f} ms; "
-        f"end to end, until the machine was quiet again (the worker and server done with what the side queued): "
-        f"{m / ours_settled:.0f} vs {m / raw_settled:.0f} /s, ratio {raw_settled / ours_settled:.2f}; "
+        "the callbacks arriving meanwhile), signal; each side starts on a quiet machine and ends when the workflow "
+        "task that took its last signal completed (history times); "
+        f"the calls alone were accepted at {m / accepted['ours']:.0f} vs {m / accepted['raw']:.0f} /s, ratio "
+        f"{accepted['raw'] / accepted['ours']:.2f}; CPU per callback in the API {1000 * api_cpu / m:.2f} ms, per raw "
+        f"signal in the bench's client {1000 * client_cpu / m:.2f} ms; "
         f"{scored}/20 sampled enrollments show the delivery in their score",
+        extra={"taken_s": taken, "accepted_s": accepted, "accepted_ratio": accepted["raw"] / accepted["ours"]},
     )
+
+
+async def _signals_taken(flow: Flow, halves: list[list], starts: list[datetime]) -> dict[str, float]:
+    """Seconds from each side's start until its enrollments had taken its signals, summed over the halves."""
+    histories = await fetch_histories(flow.client, (_workflow_of(flow, r) for half in halves for r in half))
+    taken = {"raw": 0.0, "ours": 0.0}
+    windows = list(zip(starts, [*starts[1:], None], strict=True))
+    for k, half in enumerate(halves):
+        of_half = [histories[w] for w in {_workflow_of(flow, r) for r in half}]
+        for side, (since, until) in zip(("raw", "ours"), windows[2 * k : 2 * k + 2], strict=True):
+            wanted = (lambda name: name == RAW_SIGNAL) if side == "raw" else (lambda name: name != RAW_SIGNAL)
+            last = last_taken(of_half, wanted, since, until, len(half))
+            taken[side] += (last - since).total_seconds()
+    return taken
 
 
 async def _raw_signal(flow: Flow, received, i: int) -> None:
     workflow_id = _workflow_of(flow, received)
-    await flow.client.get_workflow_handle(workflow_id).signal("event", EventSignal("bench.raw", None, f"raw-{i}"))
+    await flow.client.get_workflow_handle(workflow_id).signal("event", EventSignal(RAW_SIGNAL, None, f"raw-{i}"))
 
 
 def _workflow_of(flow: Flow, received) -> str:
