@@ -13,8 +13,8 @@ second transaction per request. A mark lost with the process only means a redeli
 again.
 
 The status webhook, Twilio's busiest, applies the callbacks of concurrent requests together
-(``GroupCommit``): one worker-thread hop and one transaction per batch; each request still answers only
-after its own effects are committed and its signal sent.
+(``GroupCommit``): one worker-thread hop and one transaction per batch, a little bigger while callbacks keep
+coming; each request still answers only after its own effects are committed and its signal sent.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ OWED_SIGNAL_SETTLE = timedelta(seconds=30)  # age at which the relay sends a rec
 MARK_DELAY = 0.25  # seconds a "signalled" mark may wait, to be written with the others of that moment
 MAX_BATCH = 100  # callbacks per group-commit transaction
 IN_FLIGHT = 2  # group-commit transactions at once: a slow one does not hold up the callbacks behind it
+BATCH_DELAY = 0.02  # seconds a batch waits for more callbacks while they keep coming (GroupCommit)
+BUSY_WINDOW = 0.1  # a batch that ended less than this ago means callbacks keep coming
 
 
 def public_url(request: Request, services: Services) -> str:
@@ -192,9 +194,13 @@ class GroupCommit(Generic[T, R]):
     transaction and returns one result per item, as if each had been applied alone in arrival order.
 
     A request that arrives while ``IN_FLIGHT`` batches run waits for the next one, so under load the batches
-    grow by themselves and an idle API adds no delay. A batch that fails is applied again one item per
-    transaction, so a bad callback fails its own request only (with that transaction's 409 or 503 problem),
-    never its neighbours'.
+    grow by themselves. While callbacks keep coming (a batch ended less than ``BUSY_WINDOW`` ago), a new batch
+    first waits ``BATCH_DELAY`` for more, as PostgreSQL's ``commit_delay`` does: a transaction's fixed cost
+    (the thread hop, BEGIN, the row lock, COMMIT's WAL flush) is most of a small batch's, and in the bench
+    the batches grew from about 3 callbacks to 7 (docs/benchmarks.md, (c)). A callback to an idle API, or
+    after a pause, is applied at once; Twilio does not wait on a status callback's answer, so the delay under
+    load costs nobody anything. A batch that fails is applied again one item per transaction, so a bad callback
+    fails its own request only (with that transaction's 409 or 503 problem), never its neighbours'.
     """
 
     def __init__(self, db: Database, apply: Callable[[Session, list[T]], list[R]]):
@@ -202,6 +208,7 @@ class GroupCommit(Generic[T, R]):
         self._apply = apply
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._drainers: list[asyncio.Task] = []
+        self._last_end = float("-inf")  # the event loop's time when the last batch ended
 
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
@@ -214,7 +221,10 @@ class GroupCommit(Generic[T, R]):
 
     async def _drain(self) -> None:
         batch: list[tuple[T, asyncio.Future[R]]] = []
+        loop = asyncio.get_running_loop()
         try:
+            if loop.time() - self._last_end < BUSY_WINDOW and len(self._queue) < MAX_BATCH:
+                await asyncio.sleep(BATCH_DELAY)  # callbacks keep coming: let more join this batch
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 await self._run(batch)
@@ -230,12 +240,14 @@ class GroupCommit(Generic[T, R]):
         try:
             results = await self._db.run(lambda s: self._apply(s, items))
         except Exception as exc:
+            self._last_end = asyncio.get_running_loop().time()
             if len(batch) == 1:
                 _settle(batch[0][1], exc=exc)
                 return
             log.warning("event=webhook_batch_failed size=%d error=%s; applying one by one", len(batch), exc)
             await asyncio.gather(*(self._one(item, future) for item, future in batch))
             return
+        self._last_end = asyncio.get_running_loop().time()
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result)
 

@@ -82,6 +82,33 @@ async def test_a_failing_batch_is_applied_one_by_one_and_only_the_bad_item_fails
     assert [10, 11, 12, 13, 14] in batches and all(len(b) == 1 for b in batches[webhook_support.IN_FLIGHT + 1 :])
 
 
+async def test_a_callback_to_an_idle_api_or_after_a_pause_is_applied_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webhook_support, "BATCH_DELAY", 30.0)  # would time the waits below out
+    monkeypatch.setattr(webhook_support, "BUSY_WINDOW", 0.05)
+    commit = GroupCommit(FakeDb(), lambda session, items: [item * 10 for item in items])
+    assert await asyncio.wait_for(commit.submit(1), 5) == 10
+    await asyncio.sleep(0.1)  # longer than BUSY_WINDOW: a pause
+    assert await asyncio.wait_for(commit.submit(2), 5) == 20
+
+
+async def test_while_callbacks_keep_coming_a_batch_waits_for_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webhook_support, "BATCH_DELAY", 0.3)
+    monkeypatch.setattr(webhook_support, "BUSY_WINDOW", 60.0)
+    batches: list[list[int]] = []
+
+    def apply(session, items):
+        batches.append(list(items))
+        return [item * 10 for item in items]
+
+    commit = GroupCommit(FakeDb(), apply)
+    assert await commit.submit(0) == 0  # idle: at once; the batch it ended makes the API busy
+    first = asyncio.create_task(commit.submit(1))
+    await asyncio.sleep(0.05)
+    rest = [asyncio.create_task(commit.submit(i)) for i in range(2, 6)]
+    assert await asyncio.gather(first, *rest) == [10, 20, 30, 40, 50]
+    assert batches == [[0], [1, 2, 3, 4, 5]]
+
+
 async def test_marks_are_written_together_shortly_after(monkeypatch: pytest.MonkeyPatch) -> None:
     marked: list[list[int]] = []
     monkeypatch.setattr(webhook_support.inbound_repo, "mark_signalled", lambda session, ids: marked.append(ids))
