@@ -197,7 +197,7 @@ class GroupCommit(Generic[T, R]):
     grow by themselves. While callbacks keep coming (a batch ended less than ``BUSY_WINDOW`` ago), a new batch
     first waits ``BATCH_DELAY`` for more, as PostgreSQL's ``commit_delay`` does: a transaction's fixed cost
     (the thread hop, BEGIN, the row lock, COMMIT's WAL flush) is most of a small batch's, and in the bench
-    the batches grew from about 3 callbacks to 7 (docs/benchmarks.md, (c)). A callback to an idle API, or
+    the batches grew from about 3 callbacks to 6 or 7 (docs/benchmarks.md, (c)). A callback to an idle API, or
     after a pause, is applied at once; Twilio does not wait on a status callback's answer, so the delay under
     load costs nobody anything. A batch that fails is applied again one item per transaction, so a bad callback
     fails its own request only (with that transaction's 409 or 503 problem), never its neighbours'.

@@ -92,7 +92,7 @@ async def test_a_callback_to_an_idle_api_or_after_a_pause_is_applied_at_once(mon
 
 
 async def test_while_callbacks_keep_coming_a_batch_waits_for_more(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(webhook_support, "BATCH_DELAY", 0.3)
+    monkeypatch.setattr(webhook_support, "BATCH_DELAY", 1.0)
     monkeypatch.setattr(webhook_support, "BUSY_WINDOW", 60.0)
     batches: list[list[int]] = []
 
