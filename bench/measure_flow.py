@@ -269,10 +269,12 @@ async def _signals_taken(flow: Flow, halves: list[list], starts: list[datetime])
     for k, half in enumerate(halves):
         of_half = [histories[w] for w in {_workflow_of(flow, r) for r in half}]
         for side, (since, until) in zip(("raw", "ours"), windows[2 * k : 2 * k + 2], strict=True):
-            wanted = (lambda name: name == RAW_SIGNAL) if side == "raw" else (lambda name: name != RAW_SIGNAL)
-            last = last_taken(of_half, wanted, since, until, len(half))
+            last = last_taken(of_half, _SIDE_OF_EVENT[side], since, until, len(half))
             taken[side] += (last - since).total_seconds()
     return taken
+
+
+_SIDE_OF_EVENT = {"raw": lambda name: name == RAW_SIGNAL, "ours": lambda name: name != RAW_SIGNAL}
 
 
 async def _raw_signal(flow: Flow, received, i: int) -> None:

@@ -116,14 +116,10 @@ def show(figures: list[Figure], title: str) -> None:
             console.print(f"  ({f.key}) {f.notes}", highlight=False)
 
 
-QUIET_WINDOW = 0.25  # seconds over which the machine must be idle to count as quiet
-
-
-async def until_quiet(busy_below: float = 0.15, window: float = QUIET_WINDOW, timeout: float = 20.0) -> float:
+async def until_quiet(busy_below: float = 0.15, window: float = 0.25, timeout: float = 20.0) -> None:
     """Wait until the machine's CPUs are less than ``busy_below`` busy over ``window`` seconds (at most
-    ``timeout``); the seconds waited, the last (quiet) window included. A side's timed window then starts on a
-    quiet machine and is not charged for work the other side left queued (a raw signal returns before its
-    workflow task has run)."""
+    ``timeout``). A side's timed window then starts on a quiet machine and does not share the CPUs with work the
+    other side left queued (a raw signal returns before its workflow task has run)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         before = _cpu_times()
@@ -131,8 +127,7 @@ async def until_quiet(busy_below: float = 0.15, window: float = QUIET_WINDOW, ti
         after = _cpu_times()
         total = after[0] - before[0]
         if total <= 0 or (after[1] - before[1]) / total < busy_below:
-            break
-    return time.monotonic() - started
+            return
 
 
 def _cpu_times() -> tuple[int, int]:
