@@ -7,10 +7,14 @@ re-created or contacted by accident (a CRM sync, a re-imported list).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
 from sqlalchemy.orm import Session
 
 from api.problems import ProblemError
-from store.repos.data_rights import erased_address, erased_by_external_id
+from store.repos.data_rights import address_hashes, erased_by_external_id, erasure_times, first_erased
 
 
 def refuse_erased(
@@ -30,11 +34,36 @@ def refuse_erased(
             f"external_id {external_id!r} belongs to a person who was erased at their request; "
             "they must not be re-created or contacted again",
         )
-    match = erased_address(session, salt=salt, email=email, phone=phone, whatsapp=whatsapp)
-    if match is not None:
-        field, when = match
-        raise ProblemError(
-            409,
-            f"{what}: the {field} belongs to a person erased at their request on {when.date().isoformat()}; "
-            "they must never be contacted again, so it is refused for outreach (remove it from your source list)",
-        )
+    [refusal] = erased_refusals(
+        session, [AddressCheck(what, salt, {"email": email, "phone": phone, "whatsapp": whatsapp})]
+    )
+    if refusal is not None:
+        raise refusal
+
+
+class AddressCheck(NamedTuple):
+    """Whose addresses (``what``, for the message), the erasure hashes' salt, and field name -> address."""
+
+    what: str
+    salt: str
+    addresses: dict[str, str | None]
+
+
+def erased_refusals(session: Session, checks: Sequence[AddressCheck]) -> list[ProblemError | None]:
+    """For each check, the 409 problem when one of its addresses belongs to an erased person, otherwise None;
+    one query whatever their number (the checks of concurrent enrollments)."""
+    hashes = [address_hashes(check.salt, **check.addresses) for check in checks]
+    times = erasure_times(session, (digest for each in hashes for digest in each.values()))
+    refusals: list[ProblemError | None] = []
+    for check, each in zip(checks, hashes, strict=True):
+        match = first_erased(each, times)
+        refusals.append(None if match is None else _erased_address(check.what, *match))
+    return refusals
+
+
+def _erased_address(what: str, field: str, when: datetime) -> ProblemError:
+    return ProblemError(
+        409,
+        f"{what}: the {field} belongs to a person erased at their request on {when.date().isoformat()}; "
+        "they must never be contacted again, so it is refused for outreach (remove it from your source list)",
+    )

@@ -13,8 +13,8 @@ second transaction per request. A mark lost with the process only means a redeli
 again.
 
 The status webhook, Twilio's busiest, applies the callbacks of concurrent requests together
-(``GroupCommit``): one worker-thread hop and one transaction per batch, a little bigger while callbacks keep
-coming; each request still answers only after its own effects are committed and its signal sent.
+(``api.group_commit``): one worker-thread hop and one transaction per batch, a little bigger while callbacks
+keep coming; each request still answers only after its own effects are committed and its signal sent.
 """
 
 from __future__ import annotations
@@ -22,14 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import Request
-from sqlalchemy.orm import Session
 
 from api.deps import Database, Services
 from api.problems import ProblemError
@@ -39,14 +36,8 @@ from store.repos import inbound as inbound_repo
 from workflows.contact_cadence import EventSignal
 
 log = logging.getLogger("omnireach.webhooks")
-T = TypeVar("T")
-R = TypeVar("R")
 OWED_SIGNAL_SETTLE = timedelta(seconds=30)  # age at which the relay sends a receipt's owed signals itself
 MARK_DELAY = 0.25  # seconds a "signalled" mark may wait, to be written with the others of that moment
-MAX_BATCH = 100  # callbacks per group-commit transaction
-IN_FLIGHT = 2  # group-commit transactions at once: a slow one does not hold up the callbacks behind it
-BATCH_DELAY = 0.02  # seconds a batch waits for more callbacks while they keep coming (GroupCommit)
-BUSY_WINDOW = 0.1  # a batch that ended less than this ago means callbacks keep coming
 
 
 def public_url(request: Request, services: Services) -> str:
@@ -96,7 +87,7 @@ async def deliver_signals(services: Services, owed: dict[int, list[dict]]) -> No
         ) from exc
     finally:
         if done:
-            state_of(services.db).marks.add(done)
+            marks_of(services.db).add(done)
 
 
 async def _signal(services: Services, signals: list[dict]) -> None:
@@ -189,108 +180,12 @@ class SignalledMarks:
             log.warning("event=webhook_mark_failed receipts=%d error=%s", len(ids), exc)
 
 
-class GroupCommit(Generic[T, R]):
-    """Applies items (callbacks) of concurrent requests together: ``apply(session, items)`` runs in one
-    transaction and returns one result per item, as if each had been applied alone in arrival order.
-
-    A request that arrives while ``IN_FLIGHT`` batches run waits for the next one, so under load the batches
-    grow by themselves. While callbacks keep coming (a batch ended less than ``BUSY_WINDOW`` ago), a new batch
-    first waits ``BATCH_DELAY`` for more, as PostgreSQL's ``commit_delay`` does: a transaction's fixed cost
-    (the thread hop, BEGIN, the row lock, COMMIT's WAL flush) is most of a small batch's, and in the bench
-    the batches grew from about 3 callbacks to 6 or 7 (docs/benchmarks.md, (c)). A callback to an idle API, or
-    after a pause, is applied at once; Twilio does not wait on a status callback's answer, so the delay under
-    load costs nobody anything. A batch that fails is applied again one item per transaction, so a bad callback
-    fails its own request only (with that transaction's 409 or 503 problem), never its neighbours'.
-    """
-
-    def __init__(self, db: Database, apply: Callable[[Session, list[T]], list[R]]):
-        self._db = db
-        self._apply = apply
-        self._queue: list[tuple[T, asyncio.Future[R]]] = []
-        self._drainers: list[asyncio.Task] = []
-        self._last_end = float("-inf")  # the event loop's time when the last batch ended
-
-    async def submit(self, item: T) -> R:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
-        self._queue.append((item, future))
-        self._drainers = [task for task in self._drainers if not task.done()]
-        if len(self._drainers) < IN_FLIGHT:
-            self._drainers.append(loop.create_task(self._drain()))
-        return await future
-
-    async def _drain(self) -> None:
-        batch: list[tuple[T, asyncio.Future[R]]] = []
-        loop = asyncio.get_running_loop()
-        try:
-            if loop.time() - self._last_end < BUSY_WINDOW and len(self._queue) < MAX_BATCH:
-                await asyncio.sleep(BATCH_DELAY)  # callbacks keep coming: let more join this batch
-            while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                await self._run(batch)
-                batch = []
-        except BaseException as exc:  # cancelled with the loop: no request may wait forever
-            failure = exc if isinstance(exc, Exception) else ProblemError(503, "the API is shutting down; retry")
-            for _, future in batch:
-                _settle(future, exc=failure)
-            raise
-
-    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        items = [item for item, _ in batch]
-        try:
-            results = await self._db.run(lambda s: self._apply(s, items))
-        except Exception as exc:
-            self._last_end = asyncio.get_running_loop().time()
-            if len(batch) == 1:
-                _settle(batch[0][1], exc=exc)
-                return
-            log.warning("event=webhook_batch_failed size=%d error=%s; applying one by one", len(batch), exc)
-            await asyncio.gather(*(self._one(item, future) for item, future in batch))
-            return
-        self._last_end = asyncio.get_running_loop().time()
-        for (_, future), result in zip(batch, results, strict=True):
-            _settle(future, result)
-
-    async def _one(self, item: T, future: asyncio.Future[R]) -> None:
-        try:
-            [result] = await self._db.run(lambda s: self._apply(s, [item]))
-        except Exception as exc:
-            _settle(future, exc=exc)
-        else:
-            _settle(future, result)
+_MARKS: weakref.WeakKeyDictionary[Database, SignalledMarks] = weakref.WeakKeyDictionary()
 
 
-def _settle(future: asyncio.Future, result: object = None, *, exc: BaseException | None = None) -> None:
-    if future.done():  # the request went away (client disconnect); its effects stand, as they would alone
-        return
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(result)
-
-
-@dataclass
-class WebhookState:
-    """Per database (one per app): the marks waiting to be written and the group commits by name."""
-
-    marks: SignalledMarks
-    batches: dict[str, GroupCommit] = field(default_factory=dict)
-
-
-_STATES: weakref.WeakKeyDictionary[Database, WebhookState] = weakref.WeakKeyDictionary()
-
-
-def state_of(db: Database) -> WebhookState:
-    state = _STATES.get(db)
-    if state is None:
-        state = _STATES[db] = WebhookState(SignalledMarks(db))
-    return state
-
-
-def group_commit(services: Services, name: str, apply: Callable[[Session, list[T]], list[R]]) -> GroupCommit[T, R]:
-    """The app's group commit called ``name`` (created on first use)."""
-    state = state_of(services.db)
-    batch = state.batches.get(name)
-    if batch is None:
-        batch = state.batches[name] = GroupCommit(services.db, apply)
-    return batch
+def marks_of(db: Database) -> SignalledMarks:
+    """The database's "signalled" marks waiting to be written (one per app)."""
+    marks = _MARKS.get(db)
+    if marks is None:
+        marks = _MARKS[db] = SignalledMarks(db)
+    return marks

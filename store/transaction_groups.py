@@ -10,7 +10,7 @@ running starts one at once, so an idle process adds no delay and no lock to hold
 Each function sees the effects of the ones before it in its group, just as if they had committed first. If one
 raises, the whole group is rolled back and every member is run again alone, each in its own transaction, so one
 caller's failure is never visible to another caller; a failure of the database itself fails them all at once.
-The API's webhooks do the same asynchronously (``api.webhook_support.GroupCommit``). The functions must only
+The API's busiest routes do the same asynchronously (``api.group_commit.GroupCommit``). The functions must only
 touch the database through the session they are given: anything else they did would happen twice.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -10,7 +11,7 @@ from api.problems import ProblemError
 from api.schemas import ConsentStateOut, ContactOut
 from store.models import Contact
 from store.repos.consent import consent_overview
-from store.repos.contacts import ContactAddresses, contact_addresses, get_contact, get_contact_by_external_id
+from store.repos.contacts import ContactAddresses, contacts_addresses, get_contact, get_contact_by_external_id
 
 EXTERNAL_PREFIX = "ext:"
 
@@ -34,18 +35,26 @@ def require_contact(session: Session, ref: str, *, field: str | None = None, liv
     return contact
 
 
-def require_live_addresses(session: Session, ref: str, *, field: str | None = None) -> ContactAddresses:
-    """``require_contact(live=True)`` for callers that need only the contact's id and addresses (an enrollment):
-    the same answers (404, 409 when erased), from one narrow query instead of the whole contact."""
-    if ref.startswith(EXTERNAL_PREFIX):
-        contact = contact_addresses(session, external_id=ref[len(EXTERNAL_PREFIX) :])
-    else:
-        contact = contact_addresses(session, ref)
-    if contact is None:
-        raise _no_such_contact(ref, field)
-    if contact.erased_at is not None:
-        raise _erased_contact(ref, field, contact.erased_at)
-    return contact
+def live_addresses(
+    session: Session, refs: Sequence[str], *, field: str | None = None
+) -> list[ContactAddresses | ProblemError]:
+    """``require_contact(live=True)`` for many references at once, for callers that need only the contacts' ids
+    and addresses (enrollments): for each, the contact or the problem that refuses it (404, 409 when erased),
+    from one narrow query whatever their number."""
+    ids = [ref for ref in refs if not ref.startswith(EXTERNAL_PREFIX)]
+    external_ids = [ref[len(EXTERNAL_PREFIX) :] for ref in refs if ref.startswith(EXTERNAL_PREFIX)]
+    by_id, by_external_id = contacts_addresses(session, ids=ids, external_ids=external_ids)
+    answers: list[ContactAddresses | ProblemError] = []
+    for ref in refs:
+        external = ref.startswith(EXTERNAL_PREFIX)
+        contact = by_external_id.get(ref[len(EXTERNAL_PREFIX) :]) if external else by_id.get(ref)
+        if contact is None:
+            answers.append(_no_such_contact(ref, field))
+        elif contact.erased_at is not None:
+            answers.append(_erased_contact(ref, field, contact.erased_at))
+        else:
+            answers.append(contact)
+    return answers
 
 
 def _no_such_contact(ref: str, field: str | None) -> ProblemError:

@@ -23,8 +23,9 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from api.deps import ServicesDep
+from api.group_commit import group_commit
 from api.problems import ProblemError, problem_responses
-from api.webhook_support import deliver_signals, group_commit, signal, twilio_params
+from api.webhook_support import deliver_signals, signal, twilio_params
 from core.addresses import AddressError, normalize_phone
 from core.optout import Intent, classify, reply_text
 from core.settings import Settings
@@ -51,6 +52,9 @@ STATUS_MAP = {
     "undelivered": ("undelivered", "bounced"),
     "failed": ("undelivered", "bounced"),
 }
+# While status callbacks keep coming, a batch waits this long for more (``GroupCommit``): batches grew from about
+# 3 callbacks to 6 or 7 in the bench (docs/benchmarks.md, (c)), and Twilio does not wait on the answer.
+STATUS_BATCH_DELAY = 0.02
 UNSUBSCRIBED, INVALID_NUMBER, NOT_MOBILE, WHATSAPP_BLOCKED = "21610", "21211", "21614", "63014"
 
 
@@ -288,7 +292,8 @@ async def status_callback(request: Request, services: ServicesDep) -> Response:
     if not sid or not status:
         raise ProblemError.invalid("MessageSid", "MessageSid and MessageStatus are required")
     error = (form.get("ErrorCode") or "").strip()
-    outcome = await group_commit(services, "twilio-status", _apply_statuses).submit(_Status(sid, status, error))
+    statuses = group_commit(services.db, "twilio-status", _apply_statuses, batch_delay=STATUS_BATCH_DELAY)
+    outcome = await statuses.submit(_Status(sid, status, error))
     if outcome.signals:
         await deliver_signals(services, {outcome.receipt_id: outcome.signals})
     return Response(status_code=204)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from store.models import Contact
@@ -61,22 +62,35 @@ class ContactAddresses(NamedTuple):
 
 
 _CONTACTS = Contact.__table__.c
-# Built once, as Core statements: an enrollment looks its contact up on every request, and loading the whole
-# row as an ORM object (17 columns, the identity map) cost about as much as the rest of its database work.
-_ADDRESSES = select(_CONTACTS.id, _CONTACTS.email, _CONTACTS.phone, _CONTACTS.whatsapp, _CONTACTS.erased_at)
-_ADDRESSES_BY_ID = _ADDRESSES.where(_CONTACTS.id == bindparam("ref"))
-_ADDRESSES_BY_EXTERNAL_ID = _ADDRESSES.where(_CONTACTS.external_id == bindparam("ref"))
+# Built once, as a Core statement: enrollments look their contacts up on every request, and loading whole rows
+# as ORM objects (17 columns, the identity map) cost about as much as the rest of their database work. The
+# external id comes first, to key the answer.
+_ADDRESSES_BY_REFS = select(
+    _CONTACTS.external_id, _CONTACTS.id, _CONTACTS.email, _CONTACTS.phone, _CONTACTS.whatsapp, _CONTACTS.erased_at
+).where(
+    or_(
+        _CONTACTS.id.in_(bindparam("ids", expanding=True)),
+        _CONTACTS.external_id.in_(bindparam("external_ids", expanding=True)),
+    )
+)
 
 
-def contact_addresses(
-    session: Session, contact_id: str | None = None, *, external_id: str | None = None
-) -> ContactAddresses | None:
-    """The id, addresses and erasure time of the contact with this id (or external id), or None."""
-    if (contact_id is None) == (external_id is None):
-        raise TypeError("pass exactly one of contact_id and external_id")
-    query = _ADDRESSES_BY_ID if external_id is None else _ADDRESSES_BY_EXTERNAL_ID
-    row = session.execute(query, {"ref": contact_id if external_id is None else external_id}).one_or_none()
-    return ContactAddresses(*row) if row is not None else None
+def contacts_addresses(
+    session: Session, *, ids: Iterable[str] = (), external_ids: Iterable[str] = ()
+) -> tuple[dict[str, ContactAddresses], dict[str, ContactAddresses]]:
+    """The id, addresses and erasure time of the contacts with these ids or external ids, in one query whatever
+    their number (concurrent enrollments share it): the contacts found, keyed by id and by external id."""
+    params = {"ids": sorted(set(ids)), "external_ids": sorted(set(external_ids))}
+    by_id: dict[str, ContactAddresses] = {}
+    by_external_id: dict[str, ContactAddresses] = {}
+    if not params["ids"] and not params["external_ids"]:
+        return by_id, by_external_id
+    for external_id, *columns in session.execute(_ADDRESSES_BY_REFS, params):
+        contact = ContactAddresses(*columns)
+        by_id[contact.id] = contact
+        if external_id is not None:
+            by_external_id[external_id] = contact
+    return by_id, by_external_id
 
 
 def get_contact(session: Session, contact_id: str) -> Contact | None:

@@ -83,11 +83,26 @@ _ERASED_HASHES = (
 def erased_address(session: Session, *, salt: str, **addresses: str | None) -> tuple[str, datetime] | None:
     """The first of ``addresses`` (field name -> address) that belongs to an erased person, and when it was
     erased; None when none does. Used to refuse a later import or enrollment of the same phone or email."""
-    hashes = {field: hash_address(address, salt) for field, address in addresses.items() if address}
-    if not hashes:
-        return None
-    found = dict(session.execute(_ERASED_HASHES, {"hashes": sorted(set(hashes.values()))}).all())
-    return next(((field, found[digest]) for field, digest in hashes.items() if digest in found), None)
+    hashes = address_hashes(salt, **addresses)
+    return first_erased(hashes, erasure_times(session, hashes.values()))
+
+
+def address_hashes(salt: str, **addresses: str | None) -> dict[str, str]:
+    """Field name -> the salted hash an erasure keeps of that address (the fields that have one)."""
+    return {field: hash_address(address, salt) for field, address in addresses.items() if address}
+
+
+def erasure_times(session: Session, hashes: Iterable[str]) -> dict[str, datetime]:
+    """When each of these address hashes was first erased, for those that were; one query for any number."""
+    wanted = sorted(set(hashes))
+    if not wanted:
+        return {}
+    return dict(session.execute(_ERASED_HASHES, {"hashes": wanted}).all())
+
+
+def first_erased(hashes: dict[str, str], times: dict[str, datetime]) -> tuple[str, datetime] | None:
+    """The first field (of ``address_hashes``) whose address was erased, and when; None when none was."""
+    return next(((field, times[digest]) for field, digest in hashes.items() if digest in times), None)
 
 
 def erased_by_external_id(session: Session, external_id: str, *, salt: str) -> Contact | None:

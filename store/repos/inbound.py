@@ -2,7 +2,7 @@
 
 Besides the one-callback-at-a-time helpers, ``claim_receipts`` / ``receipts_by_key`` / ``owe_signals_many``
 handle a batch of callbacks in a few statements (Core, no ORM unit of work): the status webhook applies the
-callbacks of concurrent requests together (see ``api.webhook_support.GroupCommit`` and
+callbacks of concurrent requests together (see ``api.group_commit.GroupCommit`` and
 ``store.repos.status_batches``, which on PostgreSQL claims the receipts and writes the rest in one statement).
 """
 

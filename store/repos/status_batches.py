@@ -1,6 +1,6 @@
 """A batch of provider status callbacks written in as few round trips as the database allows.
 
-The Twilio status webhook applies the callbacks of concurrent requests together (``api.webhook_support``'s
+The Twilio status webhook applies the callbacks of concurrent requests together (``api.group_commit``'s
 ``GroupCommit``): lock their outbox rows, decide in Python what each callback changes, then claim a dedupe
 receipt per callback and, when every receipt was new, write the statuses and the events.
 

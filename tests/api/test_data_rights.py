@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -140,6 +141,23 @@ async def test_an_older_duplicate_of_an_erased_person_cannot_be_enrolled(api: Ap
     refused = await api.post("/v1/enrollments", {"contact_id": twin["id"], "cadence_id": "sms-nurture"})
     body = problem_of(refused, 409)
     assert "erased at their request" in body["detail"] and "phone" in body["detail"]
+
+
+async def test_enrollments_arriving_together_each_get_their_own_answer(api: Api) -> None:
+    """Their contact checks are made together (api.group_commit): a refusal is its own request's only."""
+    people = [await person(api) for _ in range(4)]
+    original = await person(api)
+    twin = await api.new_contact(phone=original["phone"])
+    assert (await api.http.delete(f"/v1/contacts/{original['id']}", headers=api.auth())).status_code == 200
+    refs = [people[0]["id"], twin["id"], people[1]["id"], str(uuid.uuid4()), f"ext:{people[2]['external_id']}"]
+    refs += [original["id"], people[3]["id"]]
+    answers = await asyncio.gather(
+        *(api.post("/v1/enrollments", {"contact_id": ref, "cadence_id": "sms-nurture"}) for ref in refs)
+    )
+    assert [a.status_code for a in answers] == [201, 409, 201, 404, 201, 409, 201], [a.text for a in answers]
+    assert [a.json()["contact_id"] for a in answers if a.status_code == 201] == [p["id"] for p in people]
+    assert "the phone belongs to a person erased" in answers[1].json()["detail"]
+    assert "this contact was erased on" in answers[5].json()["detail"]
 
 
 async def test_the_ledger_stays_append_only_for_contacts_not_erased(api: Api) -> None:

@@ -1,6 +1,5 @@
-"""The webhooks' group commit and lazy "signalled" marks, without HTTP or a database: batches form while one
-runs, a failing batch is applied again one item at a time, and marks are written together shortly after.
-Then the status webhook's batch itself, on SQLite and PostgreSQL."""
+"""The webhooks' lazy "signalled" marks, without a database: written together shortly after. Then the status
+webhook's batch itself (what its group commit applies), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,103 +9,9 @@ import uuid
 import pytest
 
 from api import webhook_support
-from api.webhook_support import GroupCommit, SignalledMarks
+from api.webhook_support import SignalledMarks
+from tests.api.test_group_commit import FakeDb
 from tests.store.conftest import migrated_database
-
-
-class FakeDb:
-    """``Database.run`` stand-in: calls the function with a fake session; the first ``hold`` calls wait."""
-
-    def __init__(self, hold: int = 0):
-        self.calls: list[object] = []
-        self.gate = asyncio.Event()
-        self.hold = hold
-
-    async def run(self, fn):
-        if len(self.calls) < self.hold:
-            self.calls.append(None)
-            await self.gate.wait()
-        else:
-            self.calls.append(None)
-        await asyncio.sleep(0)
-        return fn("session")
-
-
-async def _one_batch_each(commit: GroupCommit) -> list[asyncio.Task]:
-    """As many callbacks as batches may run, each arriving once the one before is in its (held) batch."""
-    tasks = []
-    for i in range(webhook_support.IN_FLIGHT):
-        tasks.append(asyncio.create_task(commit.submit(i)))
-        await asyncio.sleep(0.01)
-    return tasks
-
-
-async def test_callbacks_arriving_while_batches_run_form_the_next_batch() -> None:
-    db = FakeDb(hold=webhook_support.IN_FLIGHT)
-    batches: list[list[int]] = []
-
-    def apply(session, items):
-        batches.append(list(items))
-        return [item * 10 for item in items]
-
-    commit = GroupCommit(db, apply)
-    first = await _one_batch_each(commit)
-    later = [asyncio.create_task(commit.submit(i)) for i in range(10, 15)]
-    await asyncio.sleep(0.01)
-    db.gate.set()
-    assert await asyncio.gather(*first, *later) == [i * 10 for i in [*range(webhook_support.IN_FLIGHT), *range(10, 15)]]
-    assert batches[: webhook_support.IN_FLIGHT] == [[i] for i in range(webhook_support.IN_FLIGHT)]
-    assert batches[webhook_support.IN_FLIGHT :] == [[10, 11, 12, 13, 14]]
-
-
-async def test_a_failing_batch_is_applied_one_by_one_and_only_the_bad_item_fails() -> None:
-    db = FakeDb(hold=webhook_support.IN_FLIGHT)
-    batches: list[list[int]] = []
-
-    def apply(session, items):
-        batches.append(list(items))
-        if 13 in items:
-            raise RuntimeError("bad callback")
-        return [item * 10 for item in items]
-
-    commit = GroupCommit(db, apply)
-    first = await _one_batch_each(commit)
-    later = [asyncio.create_task(commit.submit(i)) for i in range(10, 15)]
-    await asyncio.sleep(0.01)
-    db.gate.set()
-    results = await asyncio.gather(*first, *later, return_exceptions=True)
-    assert results[: webhook_support.IN_FLIGHT] == [i * 10 for i in range(webhook_support.IN_FLIGHT)]
-    tail = results[webhook_support.IN_FLIGHT :]
-    assert tail[:3] == [100, 110, 120] and tail[4] == 140
-    assert isinstance(tail[3], RuntimeError)
-    assert [10, 11, 12, 13, 14] in batches and all(len(b) == 1 for b in batches[webhook_support.IN_FLIGHT + 1 :])
-
-
-async def test_a_callback_to_an_idle_api_or_after_a_pause_is_applied_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(webhook_support, "BATCH_DELAY", 30.0)  # would time the waits below out
-    monkeypatch.setattr(webhook_support, "BUSY_WINDOW", 0.05)
-    commit = GroupCommit(FakeDb(), lambda session, items: [item * 10 for item in items])
-    assert await asyncio.wait_for(commit.submit(1), 5) == 10
-    await asyncio.sleep(0.1)  # longer than BUSY_WINDOW: a pause
-    assert await asyncio.wait_for(commit.submit(2), 5) == 20
-
-
-async def test_while_callbacks_keep_coming_a_batch_waits_for_more(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(webhook_support, "BATCH_DELAY", 1.0)
-    monkeypatch.setattr(webhook_support, "BUSY_WINDOW", 60.0)
-    batches: list[list[int]] = []
-
-    def apply(session, items):
-        batches.append(list(items))
-        return [item * 10 for item in items]
-
-    commit = GroupCommit(FakeDb(), apply)
-    assert await commit.submit(0) == 0  # idle: at once; the batch it ended makes the API busy
-    first = asyncio.create_task(commit.submit(1))
-    await asyncio.sleep(0.05)
-    rest = [asyncio.create_task(commit.submit(i)) for i in range(2, 6)]
-    assert await asyncio.gather(first, *rest) == [10, 20, 30, 40, 50]
-    assert batches == [[0], [1, 2, 3, 4, 5]]
 
 
 async def test_marks_are_written_together_shortly_after(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,18 +75,22 @@ def test_lock_contact_serialises_concurrent_senders(db, contact_id) -> None:
         assert lock_contact(s, "no-such-contact") is None
 
 
-def test_contact_addresses_by_id_or_external_id(db) -> None:
-    from store.repos.contacts import contact_addresses
+def test_contacts_addresses_by_ids_and_external_ids_in_one_query(db) -> None:
+    from store.repos.contacts import contacts_addresses
 
     ext = f"crm-{uuid.uuid4().hex}"
     with db.session_factory.begin() as s:
-        contact, _ = upsert_contact(s, external_id=ext, name="Ana", email="ana@example.com", phone="+628123456789")
-        contact_id = contact.id
+        ana, _ = upsert_contact(s, external_id=ext, name="Ana", email="ana@example.com", phone="+628123456789")
+        budi, _ = upsert_contact(s, external_id=f"crm-{uuid.uuid4().hex}", name="Budi", whatsapp="+628123456780")
+        ana_id, budi_id = ana.id, budi.id
+    unknown = str(uuid.uuid4())
     with db.session_factory() as s:
-        by_id = contact_addresses(s, contact_id)
-        assert by_id == (contact_id, "ana@example.com", "+628123456789", None, None)
-        assert contact_addresses(s, external_id=ext) == by_id
-        assert contact_addresses(s, str(uuid.uuid4())) is None
-        assert contact_addresses(s, external_id="nobody") is None
-        with pytest.raises(TypeError):
-            contact_addresses(s, contact_id, external_id=ext)
+        by_id, by_external_id = contacts_addresses(s, ids=[ana_id, budi_id, unknown, ana_id], external_ids=[ext, "x"])
+        assert contacts_addresses(s) == ({}, {})
+        only_external, by_external_only = contacts_addresses(s, external_ids=[ext])
+    assert by_id == {
+        ana_id: (ana_id, "ana@example.com", "+628123456789", None, None),
+        budi_id: (budi_id, None, None, "+628123456780", None),
+    }
+    assert by_external_id[ext] == by_id[ana_id] and "x" not in by_external_id
+    assert only_external == {ana_id: by_id[ana_id]} and by_external_only == {ext: by_id[ana_id]}
