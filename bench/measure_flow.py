@@ -219,7 +219,7 @@ async def webhook_signals(flow: Flow, m: int) -> Figure:
         raise RuntimeError(f"only {len(messages)} messages of running enrollments to call back about; {m} wanted")
     validator = RequestValidator(TWILIO_TOKEN)
     halves = [messages[: m // 2], messages[m // 2 :]]
-    starts: list[datetime] = []  # raw 1, ours 1, raw 2, ours 2: when each side began
+    windows: list[tuple[str, int, datetime]] = []  # (side, half, start), in the order the sides ran
     accepted = {"raw": 0.0, "ours": 0.0}  # seconds until the last call of each side returned
     async with _KeptAliveClient(flow.product.api_url, flow.concurrency) as http:
         # Not timed: the API's first request to a router builds FastAPI's route tables (up to a second on a busy
@@ -227,30 +227,31 @@ async def webhook_signals(flow: Flow, m: int) -> Figure:
         if await http.post_form(messages[0].params["StatusCallback"], {"MessageSid": "SMwarmup"}, "") != 403:
             raise RuntimeError("an unsigned status callback was not refused")
         api_cpu = client_cpu = 0.0
-        for half in halves:
-            # Each side starts on a quiet machine, so it does not share the CPUs with the work the other left.
-            await until_quiet()
-            starts.append(datetime.now(UTC))
-            started_cpu = time.process_time()
-            elapsed, _ = await run_limited(
-                flow.concurrency,
-                [lambda r=r, i=i: _raw_signal(flow, r, i) for i, r in enumerate(half)],
-            )
-            accepted["raw"] += elapsed
-            client_cpu += time.process_time() - started_cpu
-            await until_quiet()
-            starts.append(datetime.now(UTC))
-            started_cpu = cpu_seconds(flow.api_pid)
-            elapsed, codes = await run_limited(
-                flow.concurrency, [lambda r=r: _status_callback(http, validator, r) for r in half]
-            )
-            accepted["ours"] += elapsed
-            api_cpu += cpu_seconds(flow.api_pid) - started_cpu
-            bad = [c for c in codes if c != 204]
-            if bad:
-                raise RuntimeError(f"{len(bad)} status callbacks refused: {sorted(set(bad))}")
+        for k, half in enumerate(halves):
+            # The first side alternates (raw-ours, ours-raw), as in (a): a side that always went second would signal
+            # enrollments whose histories the other had just grown.
+            for side in ("raw", "ours") if k % 2 == 0 else ("ours", "raw"):
+                # Each side starts on a quiet machine, so it does not share the CPUs with the work the other left.
+                await until_quiet()
+                windows.append((side, k, datetime.now(UTC)))
+                if side == "raw":
+                    started_cpu = time.process_time()
+                    elapsed, _ = await run_limited(
+                        flow.concurrency, [lambda r=r, i=i: _raw_signal(flow, r, i) for i, r in enumerate(half)]
+                    )
+                    client_cpu += time.process_time() - started_cpu
+                else:
+                    started_cpu = cpu_seconds(flow.api_pid)
+                    elapsed, codes = await run_limited(
+                        flow.concurrency, [lambda r=r: _status_callback(http, validator, r) for r in half]
+                    )
+                    api_cpu += cpu_seconds(flow.api_pid) - started_cpu
+                    bad = [c for c in codes if c != 204]
+                    if bad:
+                        raise RuntimeError(f"{len(bad)} status callbacks refused: {sorted(set(bad))}")
+                accepted[side] += elapsed
         await until_quiet()
-    taken = await _signals_taken(flow, halves, starts)
+    taken = await _signals_taken(flow, halves, windows)
     scored = await _scored(flow, messages[:20])
     return Figure(
         "c",
@@ -272,16 +273,16 @@ async def webhook_signals(flow: Flow, m: int) -> Figure:
     )
 
 
-async def _signals_taken(flow: Flow, halves: list[list], starts: list[datetime]) -> dict[str, float]:
-    """Seconds from each side's start until its enrollments had taken its signals, summed over the halves."""
+async def _signals_taken(flow: Flow, halves: list[list], windows: list[tuple[str, int, datetime]]) -> dict[str, float]:
+    """Seconds from each side's start until its enrollments had taken its signals, summed over the halves; a
+    side's window ends where the next one began."""
     histories = await fetch_histories(flow.client, (_workflow_of(flow, r) for half in halves for r in half))
     taken = {"raw": 0.0, "ours": 0.0}
-    windows = list(zip(starts, [*starts[1:], None], strict=True))
-    for k, half in enumerate(halves):
-        of_half = [histories[w] for w in {_workflow_of(flow, r) for r in half}]
-        for side, (since, until) in zip(("raw", "ours"), windows[2 * k : 2 * k + 2], strict=True):
-            last = last_taken(of_half, _SIDE_OF_EVENT[side], since, until, len(half))
-            taken[side] += (last - since).total_seconds()
+    ends = [start for _, _, start in windows[1:]] + [None]
+    for (side, k, since), until in zip(windows, ends, strict=True):
+        of_half = [histories[w] for w in {_workflow_of(flow, r) for r in halves[k]}]
+        last = last_taken(of_half, _SIDE_OF_EVENT[side], since, until, len(halves[k]))
+        taken[side] += (last - since).total_seconds()
     return taken
 
 
