@@ -88,8 +88,8 @@ class _ContactCheck:
 def _check_contacts(session: Session, checks: list[_ContactCheck]) -> list[str | ProblemError]:
     """Each contact's id, or the problem that refuses it (no such contact, erased, or an address of an erased
     person). The checks of concurrent enrollments share one transaction and two queries (``group_commit``):
-    under load, a transaction, a thread hop and two queries per enrollment were most of its CPU in the API.
-    A refusal is an answer, not a failure, so it never fails the others' checks."""
+    under load, a transaction, a thread hop and two queries per enrollment were about a third of its CPU in the
+    API (docs/benchmarks.md, (a)). A refusal is an answer, not a failure, so it never fails the others'."""
     found = live_addresses(session, [check.ref for check in checks], field="contact_id")
     refusals = iter(
         erased_refusals(
