@@ -29,60 +29,56 @@ class FakeDb:
         return fn("session")
 
 
-async def _one_batch_each(commit: GroupCommit) -> list[asyncio.Task]:
-    """As many callbacks as batches may run, each arriving once the one before is in its (held) batch."""
-    tasks = []
-    for i in range(IN_FLIGHT):
-        tasks.append(asyncio.create_task(commit.submit(i)))
-        await asyncio.sleep(0.01)
-    return tasks
+class Recorder:
+    """An ``apply`` that records its batches and answers item * 10; a batch holding ``bad`` raises."""
 
+    def __init__(self, bad: int | None = None):
+        self.batches: list[list[int]] = []
+        self.bad = bad
 
-async def test_callbacks_arriving_while_batches_run_form_the_next_batch() -> None:
-    db = FakeDb(hold=IN_FLIGHT)
-    batches: list[list[int]] = []
-
-    def apply(session, items):
-        batches.append(list(items))
-        return [item * 10 for item in items]
-
-    commit = GroupCommit(db, apply)
-    first = await _one_batch_each(commit)
-    later = [asyncio.create_task(commit.submit(i)) for i in range(10, 15)]
-    await asyncio.sleep(0.01)
-    db.gate.set()
-    assert await asyncio.gather(*first, *later) == [i * 10 for i in [*range(IN_FLIGHT), *range(10, 15)]]
-    assert batches[:IN_FLIGHT] == [[i] for i in range(IN_FLIGHT)]
-    assert batches[IN_FLIGHT:] == [[10, 11, 12, 13, 14]]
-
-
-async def test_a_failing_batch_is_applied_one_by_one_and_only_the_bad_item_fails() -> None:
-    db = FakeDb(hold=IN_FLIGHT)
-    batches: list[list[int]] = []
-
-    def apply(session, items):
-        batches.append(list(items))
-        if 13 in items:
+    def __call__(self, session, items: list[int]) -> list[int]:
+        self.batches.append(list(items))
+        if self.bad in items:
             raise RuntimeError("bad callback")
         return [item * 10 for item in items]
 
+
+async def _five_arrive_while_batches_run(apply: Recorder) -> list:
+    """As many items as batches may run, each in its own (held) batch; five more arrive meanwhile; then the
+    held batches end. The outcomes in order (an exception for an item that failed)."""
+    db = FakeDb(hold=IN_FLIGHT)
     commit = GroupCommit(db, apply)
-    first = await _one_batch_each(commit)
+    first = []
+    for i in range(IN_FLIGHT):  # each arriving once the one before is in its batch
+        first.append(asyncio.create_task(commit.submit(i)))
+        await asyncio.sleep(0.01)
     later = [asyncio.create_task(commit.submit(i)) for i in range(10, 15)]
     await asyncio.sleep(0.01)
     db.gate.set()
-    results = await asyncio.gather(*first, *later, return_exceptions=True)
+    return await asyncio.gather(*first, *later, return_exceptions=True)
+
+
+async def test_callbacks_arriving_while_batches_run_form_the_next_batch() -> None:
+    apply = Recorder()
+    assert await _five_arrive_while_batches_run(apply) == [i * 10 for i in [*range(IN_FLIGHT), *range(10, 15)]]
+    assert apply.batches[:IN_FLIGHT] == [[i] for i in range(IN_FLIGHT)]
+    assert apply.batches[IN_FLIGHT:] == [[10, 11, 12, 13, 14]]
+
+
+async def test_a_failing_batch_is_applied_one_by_one_and_only_the_bad_item_fails() -> None:
+    apply = Recorder(bad=13)
+    results = await _five_arrive_while_batches_run(apply)
     assert results[:IN_FLIGHT] == [i * 10 for i in range(IN_FLIGHT)]
     tail = results[IN_FLIGHT:]
     assert tail[:3] == [100, 110, 120] and tail[4] == 140
     assert isinstance(tail[3], RuntimeError)
-    assert [10, 11, 12, 13, 14] in batches and all(len(b) == 1 for b in batches[IN_FLIGHT + 1 :])
+    assert [10, 11, 12, 13, 14] in apply.batches and all(len(b) == 1 for b in apply.batches[IN_FLIGHT + 1 :])
 
 
 async def test_a_callback_to_an_idle_api_or_after_a_pause_is_applied_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(group_commit, "BUSY_WINDOW", 0.05)
     # A 30 s delay would time the waits below out.
-    commit = GroupCommit(FakeDb(), lambda session, items: [item * 10 for item in items], batch_delay=30.0)
+    commit = GroupCommit(FakeDb(), Recorder(), batch_delay=30.0)
     assert await asyncio.wait_for(commit.submit(1), 5) == 10
     await asyncio.sleep(0.1)  # longer than BUSY_WINDOW: a pause
     assert await asyncio.wait_for(commit.submit(2), 5) == 20
@@ -90,33 +86,23 @@ async def test_a_callback_to_an_idle_api_or_after_a_pause_is_applied_at_once(mon
 
 async def test_while_callbacks_keep_coming_a_batch_waits_for_more(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(group_commit, "BUSY_WINDOW", 60.0)
-    batches: list[list[int]] = []
-
-    def apply(session, items):
-        batches.append(list(items))
-        return [item * 10 for item in items]
-
+    apply = Recorder()
     commit = GroupCommit(FakeDb(), apply, batch_delay=1.0)
     assert await commit.submit(0) == 0  # idle: at once; the batch it ended makes the API busy
     first = asyncio.create_task(commit.submit(1))
     await asyncio.sleep(0.05)
     rest = [asyncio.create_task(commit.submit(i)) for i in range(2, 6)]
     assert await asyncio.gather(first, *rest) == [10, 20, 30, 40, 50]
-    assert batches == [[0], [1, 2, 3, 4, 5]]
+    assert apply.batches == [[0], [1, 2, 3, 4, 5]]
 
 
 async def test_without_a_batch_delay_a_busy_group_commit_does_not_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(group_commit, "BUSY_WINDOW", 60.0)  # always busy
-    batches: list[list[int]] = []
-
-    def apply(session, items):
-        batches.append(list(items))
-        return [item * 10 for item in items]
-
+    apply = Recorder()
     commit = GroupCommit(FakeDb(), apply)  # no batch_delay: enrollments' contact checks, someone waits on them
     assert await commit.submit(0) == 0
     first = asyncio.create_task(commit.submit(1))
     await asyncio.sleep(0.05)
     rest = [asyncio.create_task(commit.submit(i)) for i in range(2, 6)]
     assert await asyncio.gather(first, *rest) == [10, 20, 30, 40, 50]
-    assert batches == [[0], [1], [2, 3, 4, 5]]
+    assert apply.batches == [[0], [1], [2, 3, 4, 5]]
