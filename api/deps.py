@@ -46,6 +46,9 @@ class Database:
         # Agents pressing "next task" together share transactions (store.transaction_groups): a transaction's
         # fixed cost (session, BEGIN, COMMIT's round trip and flush) is a third of a claim's CPU.
         self.claim_groups = TransactionGroups(partial(run_serialized, session_factory))
+        # What the API's modules batch on this database, by name, made on first use: the group commits
+        # (api.group_commit) and the webhooks' "signalled" marks. Held here so they live and die with the app.
+        self.batchers: dict[str, Any] = {}
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         return await run_in_threadpool(self._run, fn)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -114,15 +113,12 @@ def _settle(future: asyncio.Future, result: object = None, *, exc: BaseException
         future.set_result(result)
 
 
-_GROUPS: weakref.WeakKeyDictionary[Database, dict[str, GroupCommit]] = weakref.WeakKeyDictionary()
-
-
 def group_commit(
     db: Database, name: str, apply: Callable[[Session, list[T]], list[R]], *, batch_delay: float = 0.0
 ) -> GroupCommit[T, R]:
     """The database's group commit called ``name`` (created on first use, with this ``apply``)."""
-    groups = _GROUPS.setdefault(db, {})
-    group = groups.get(name)
+    key = f"group-commit:{name}"
+    group = db.batchers.get(key)
     if group is None:
-        group = groups[name] = GroupCommit(db, apply, batch_delay=batch_delay)
+        group = db.batchers[key] = GroupCommit(db, apply, batch_delay=batch_delay)
     return group

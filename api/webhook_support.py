@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
@@ -180,12 +179,9 @@ class SignalledMarks:
             log.warning("event=webhook_mark_failed receipts=%d error=%s", len(ids), exc)
 
 
-_MARKS: weakref.WeakKeyDictionary[Database, SignalledMarks] = weakref.WeakKeyDictionary()
-
-
 def marks_of(db: Database) -> SignalledMarks:
     """The database's "signalled" marks waiting to be written (one per app)."""
-    marks = _MARKS.get(db)
+    marks = db.batchers.get("signalled-marks")
     if marks is None:
-        marks = _MARKS[db] = SignalledMarks(db)
+        marks = db.batchers["signalled-marks"] = SignalledMarks(db)
     return marks

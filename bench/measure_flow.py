@@ -43,9 +43,9 @@ from workflows.contact_cadence import WORKFLOW_TYPE, EnrollmentInput, EventSigna
 IDLE_QUEUE = "bench-idle"  # nobody polls it: raw starts measure the start alone, like the API's
 BASELINE_QUEUE = "bench-baseline"
 SMS_ONLY = [("sms", "marketing")]
-# (a) runs in rounds, and which side goes first alternates (raw-API, API-raw, ...): the dev server slows as its
-# database grows (raw starts in four rounds of one run: 317, 293, 290, 226 /s), so the side that always went
-# second paid for the other's growth; alternating cancels a steady slowdown (docs/benchmarks.md, (a)).
+# (a) runs in rounds, and which side goes first alternates (raw-API, API-raw, ...): the dev server gets slower
+# over a run (raw starts in four rounds of one run: 317, 293, 290, 226 /s), so the side that always went second
+# paid for it; alternating cancels a steady slowdown (docs/benchmarks.md, (a)).
 ENROLL_ROUNDS = 4
 RAW_SIGNAL = "bench.raw"  # the event name of (c)'s raw signals
 
